@@ -1,0 +1,1 @@
+"""Features: sequences, item, user and context features — one code path offline and online."""

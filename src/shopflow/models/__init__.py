@@ -1,0 +1,1 @@
+"""Models: candidate sources and rankers, each behind the contract in ``models.base``."""

@@ -1,0 +1,1 @@
+"""Storage: the durable event log and catalogue (SQL), online state (memory, Redis), id maps."""
