@@ -157,11 +157,91 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, n)
     if k <= 0:
         return np.empty((len(scores), 0), np.int64), np.empty((len(scores), 0), np.float32)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n else np.tile(
-        np.arange(n), (len(scores), 1))
+    if k < n:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (B, k), unordered
+        # argpartition picks arbitrarily among scores equal to the k-th largest; in the rows where it
+        # left some of those out, keep the lowest-indexed ones so that the result never depends on k.
+        picked = np.take_along_axis(scores, part, axis=1)
+        kth = picked.min(axis=1, keepdims=True)  # (B, 1)
+        rows = np.flatnonzero((scores == kth).sum(axis=1) > (picked == kth).sum(axis=1))
+        if len(rows):
+            sub, th = scores[rows], kth[rows]
+            tied = sub == th
+            room = k - (sub > th).sum(axis=1, keepdims=True)
+            keep = (sub > th) | (tied & (np.cumsum(tied, axis=1) <= room))
+            part[rows] = np.nonzero(keep)[1].reshape(len(rows), k)
+    else:
+        part = np.tile(np.arange(n), (len(scores), 1))
     vals = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -vals), axis=1)
     ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
     vals = np.take_along_axis(vals, order, axis=1)
     ids[~np.isfinite(vals)] = -1
     return ids, vals
+
+
+# -- helpers shared by the models (sparse history matrices, per-row pruning) -------------------------
+def history_matrix(
+    histories: Sequence[np.ndarray],
+    n_items: int,
+    max_len: int | None = None,
+    decay: float = 1.0,
+    binary: bool = False,
+) -> Any:
+    """Histories as a ``scipy.sparse`` CSR matrix of shape (len(histories), n_items).
+
+    Entry (b, i) sums ``decay ** d`` over the positions of item ``i`` in history ``b``, where ``d`` is
+    the distance from the end (0 for the most recent item). Only the last ``max_len`` items count;
+    ids outside ``[0, n_items)`` (items the model has not seen) are ignored. ``binary`` sets every
+    stored entry to 1.
+
+    >>> history_matrix([np.array([0, 2, 0])], 3, decay=0.5).toarray().tolist()
+    [[1.25, 0.0, 0.5]]
+    """
+    import scipy.sparse as sp
+
+    rows, cols, vals = [], [], []
+    for b, hist in enumerate(histories):
+        h = np.asarray(hist, dtype=np.int64)
+        if max_len is not None:
+            h = h[-max_len:] if max_len > 0 else h[:0]
+        w = decay ** np.arange(len(h) - 1, -1, -1, dtype=np.float64)
+        ok = (h >= 0) & (h < n_items)
+        rows.append(np.full(int(ok.sum()), b, dtype=np.int64))
+        cols.append(h[ok])
+        vals.append(w[ok])
+    shape = (len(histories), n_items)
+    if not rows:
+        return sp.csr_matrix(shape, dtype=np.float32)
+    mat = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape
+    )
+    mat.sum_duplicates()
+    if binary:
+        mat.data[:] = 1.0
+    return mat.astype(np.float32)
+
+
+def prune_rows(mat: Any, n: int, key: np.ndarray | None = None) -> Any:
+    """Keep the ``n`` largest entries of each row of a CSR matrix (by ``key``, aligned with ``data``).
+
+    Ties are broken by lower column index. Returns a new CSR matrix with sorted indices.
+
+    >>> import scipy.sparse as sp
+    >>> prune_rows(sp.csr_matrix(np.array([[3.0, 1.0, 2.0]])), 2).toarray().tolist()
+    [[3.0, 0.0, 2.0]]
+    """
+    import scipy.sparse as sp
+
+    mat = sp.csr_matrix(mat)
+    mat.sum_duplicates()
+    rows = np.repeat(np.arange(mat.shape[0]), np.diff(mat.indptr))
+    key = mat.data if key is None else key
+    order = np.lexsort((mat.indices, -key, rows))
+    rank = np.arange(len(order)) - mat.indptr[rows[order]]
+    keep = order[rank < n]
+    out = sp.csr_matrix(
+        (mat.data[keep], (rows[keep], mat.indices[keep])), shape=mat.shape, dtype=mat.dtype
+    )
+    out.sort_indices()
+    return out

@@ -167,7 +167,14 @@ class Catalogue:
 
     def all(self) -> list[Item]:
         with self.engine.connect() as conn:
-            return [_row_item(r._mapping) for r in conn.execute(select(items).order_by(items.c.item_id))]
+            rows = conn.execute(select(items).order_by(items.c.item_id))
+            return [_row_item(r._mapping) for r in rows]
+
+    def page(self, offset: int = 0, limit: int = 100) -> list[Item]:
+        """Items ordered by id: ``limit`` of them after skipping the first ``offset``."""
+        q = select(items).order_by(items.c.item_id).offset(offset).limit(limit)
+        with self.engine.connect() as conn:
+            return [_row_item(r._mapping) for r in conn.execute(q)]
 
     def delete(self, item_id: str) -> bool:
         with self.engine.begin() as conn:

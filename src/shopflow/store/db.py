@@ -130,9 +130,15 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL", **kwargs: Any) -> En
             raise ConfigError(
                 f"sqlite_synchronous={sqlite_synchronous!r}; use OFF, NORMAL, FULL or EXTRA"
             )
+        connect_args: dict[str, Any] = {"timeout": 30}
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        else:  # one in-memory database shared by every thread of the process
+            from sqlalchemy.pool import StaticPool
+
+            kwargs.setdefault("poolclass", StaticPool)
+            connect_args["check_same_thread"] = False
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,58 @@
+"""What the routes depend on: one :class:`Services` per app, built in the lifespan.
+
+Routes ask for the piece they need (``StoreDep``, ``IngestDep``, ...), never for globals. A later
+dependency (API key scopes, the recommend service) is one more function and alias here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from shopflow.config import Settings
+from shopflow.errors import BackendUnavailable
+from shopflow.serving.ingest_service import IngestService
+from shopflow.store.online import OnlineState
+from shopflow.store.store import Store
+
+
+@dataclass
+class Services:
+    """Everything a request may use; on ``app.state.services`` between startup and shutdown."""
+
+    settings: Settings
+    store: Store
+    online: OnlineState
+    ingest: IngestService
+
+
+def get_services(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise BackendUnavailable("the service is not started (or is shutting down); retry shortly")
+    return services
+
+
+def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
+    return services.settings
+
+
+def get_store(services: Annotated[Services, Depends(get_services)]) -> Store:
+    return services.store
+
+
+def get_online_state(services: Annotated[Services, Depends(get_services)]) -> OnlineState:
+    return services.online
+
+
+def get_ingest(services: Annotated[Services, Depends(get_services)]) -> IngestService:
+    return services.ingest
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+OnlineDep = Annotated[OnlineState, Depends(get_online_state)]
+IngestDep = Annotated[IngestService, Depends(get_ingest)]
