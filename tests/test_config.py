@@ -66,3 +66,30 @@ def test_unsupported_database_url(tmp_path: Path) -> None:
         make_engine("mysql://x/y")
     with pytest.raises(ConfigError, match="sqlite_synchronous"):
         make_engine(f"sqlite:///{tmp_path}/a.db", sqlite_synchronous="SOMETIMES")
+
+
+def test_auth_keys_from_env_are_hashed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import hashlib
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHOPFLOW_CONFIG", raising=False)
+    digest = hashlib.sha256(b"shop-key").hexdigest()
+    monkeypatch.setenv("SHOPFLOW_AUTH__API_KEY", "plain-admin-key")
+    monkeypatch.setenv(
+        "SHOPFLOW_AUTH__KEYS", f'[{{"name": "shop", "sha256": "{digest}", "scopes": ["read"]}}]'
+    )
+    s = load_settings()
+    assert s.auth.api_key is None and "plain-admin-key" not in s.model_dump_json()
+    assert [(k.name, k.sha256, k.scopes) for k in s.auth.keys] == [
+        ("shop", digest, ["read"]),
+        ("api_key", hashlib.sha256(b"plain-admin-key").hexdigest(), ["admin"]),
+    ]
+    assert s.auth.active() and not load_settings(auth={"demo": True}).auth.active()
+    assert load_settings(**s.model_dump()) == s  # what `shopflow serve` hands to its workers
+
+
+def test_bad_auth_keys_say_what_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(Exception, match="sha256"):
+        load_settings(auth={"keys": [{"name": "x", "sha256": "not-hex"}]})
+    with pytest.raises(Exception, match="scopes"):
+        load_settings(auth={"keys": [{"name": "x", "sha256": "a" * 64, "scopes": ["write"]}]})

@@ -15,6 +15,7 @@ from shopflow.commands import demo as demo_cmd
 from shopflow.commands import evaluate as evaluate_cmd
 from shopflow.commands import imports as import_cmd
 from shopflow.commands import serve as serve_cmd
+from shopflow.commands import train as train_cmd
 
 app = typer.Typer(
     name="shopflow",
@@ -36,7 +37,9 @@ app.command(
 app.add_typer(demo_cmd.app, name="demo")
 app.add_typer(datasets_cmd.app, name="datasets")
 app.command("serve", help=serve_cmd.HELP)(serve_cmd.serve_command)
+app.command("keys", help=serve_cmd.KEYS_HELP)(serve_cmd.keys_command)
 app.command("evaluate", help=evaluate_cmd.HELP)(evaluate_cmd.evaluate_command)
+app.command("train", help=train_cmd.HELP)(train_cmd.train_command)
 
 
 @app.callback()

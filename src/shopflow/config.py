@@ -14,11 +14,12 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -66,6 +67,64 @@ class OnlineSettings(BaseModel):
     trending_buckets_kept: int = Field(48, description="How many trending buckets are kept.")
 
 
+Scope = Literal["ingest", "read", "admin"]
+
+
+def hash_api_key(key: str) -> str:
+    """The SHA-256 (hex) under which an API key is stored; the key itself is never kept.
+
+    >>> hash_api_key("sf_example")[:12]
+    '911389b4b431'
+    """
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ApiKeySpec(BaseModel):
+    """One API key: a name (for logs and messages), the SHA-256 of the key, its scopes."""
+
+    name: str = Field(min_length=1, description="Who holds the key, e.g. 'shop-backend'.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash_api_key(key), hex.")
+    scopes: list[Scope] = Field(
+        default_factory=lambda: ["read"],
+        description="ingest (write events, items, users), read (recommendations and reads), "
+        "admin (everything).",
+    )
+
+
+class AuthSettings(BaseModel):
+    """API keys with scopes (``shopflow.serving.auth``); ``shopflow keys`` mints one."""
+
+    enabled: bool = Field(
+        True,
+        description="Check API keys; `shopflow serve` refuses false without --insecure-no-auth.",
+    )
+    demo: bool = Field(
+        False, description="Demo mode (`shopflow demo run`): keys are off and the service warns."
+    )
+    api_key: str | None = Field(
+        None,
+        repr=False,
+        description="One key with every scope, in plain text (env SHOPFLOW_AUTH__API_KEY); it is "
+        "hashed into `keys` on load and not kept.",
+    )
+    keys: list[ApiKeySpec] = Field(
+        default_factory=list, description="Hashed keys with their scopes (see `shopflow keys`)."
+    )
+
+    @model_validator(mode="after")
+    def _hash_plain_key(self) -> AuthSettings:
+        if self.api_key:
+            digest = hash_api_key(self.api_key)
+            if all(k.sha256 != digest for k in self.keys):
+                self.keys.append(ApiKeySpec(name="api_key", sha256=digest, scopes=["admin"]))
+            self.api_key = None
+        return self
+
+    def active(self) -> bool:
+        """True when requests must carry a key: enabled, not the demo, and some key configured."""
+        return self.enabled and not self.demo and bool(self.keys)
+
+
 class Settings(BaseSettings):
     """All of shopflow's settings. Build with :func:`load_settings`, never at import time."""
 
@@ -81,6 +140,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="redis:// URL for shared online state; default in-process state."
     )
+    redis_prefix: str = Field(
+        "shopflow:", description="Prefix of every Redis key (several shops can share one Redis)."
+    )
     sqlite_synchronous: str = Field(
         "FULL", description="SQLite `synchronous` pragma: FULL survives power loss, NORMAL a crash."
     )
@@ -90,6 +152,7 @@ class Settings(BaseSettings):
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     online: OnlineSettings = Field(default_factory=OnlineSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -95,6 +95,7 @@ def test_openapi_lists_every_route(sqlite_store: Store, make_client: ClientFacto
     assert set(paths) == {
         "/healthz",
         "/readyz",
+        "/metrics",
         "/v1/events",
         "/v1/items",
         "/v1/items/{item_id}",
@@ -102,6 +103,16 @@ def test_openapi_lists_every_route(sqlite_store: Store, make_client: ClientFacto
         "/v1/users/{user_id}",
         "/v1/users/{user_id}/events",
         "/v1/users/{user_id}/export",
+        "/v1/users/{user_id}/recommendations",
+        "/v1/items/{item_id}/similar",
+        "/v1/items/{item_id}/complementary",
+        "/v1/recommendations/cart",
+        "/v1/search",
+        "/v1/trending",
+        "/v1/new-arrivals",
+        "/v1/admin/reload",
+        "/v1/admin/bundle",
+        "/v1/admin/impressions",
     }
     assert set(paths["/v1/users/{user_id}"]) == {"put", "get", "delete"}
 

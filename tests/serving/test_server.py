@@ -26,7 +26,7 @@ import sys
 from shopflow.commands.serve import run_server
 from shopflow.config import load_settings
 settings = load_settings(data_dir=sys.argv[1], ingest={"max_batch_size": 3})
-run_server(settings, host="127.0.0.1", port=int(sys.argv[2]))
+run_server(settings, host="127.0.0.1", port=int(sys.argv[2]), insecure_no_auth=True)
 """
 
 

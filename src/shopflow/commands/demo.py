@@ -272,6 +272,8 @@ def run_command(
             param_hint="--format",
         )
     settings = load_settings()
+    # The demo serves without API keys (auth.demo); `shopflow serve` is the way to run for real.
+    settings = settings.model_copy(update={"auth": settings.auth.model_copy(update={"demo": True})})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     console.print(f"data folder: {settings.data_dir.resolve()}")
     try:
@@ -293,8 +295,10 @@ def run_command(
                 f"{store.catalogue.count():,} items; serving them (delete {settings.data_dir} "
                 "to start again from the demo shop)."
             )
-        # 2. Training: later issues fit the models here, on the store's events, and write a
-        #    model bundle under settings.data_dir before the service starts.
+        # 2. Training: a new model bundle when there is none or the store changed since it.
+        from shopflow.commands.train import train_if_needed
+
+        train_if_needed(console, store, settings)
         user_id, item_id = _example_ids(store)
     except ShopflowError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -305,4 +309,9 @@ def run_command(
     from shopflow.commands.serve import run_server
 
     _print_urls(console, host, port, user_id, item_id)
+    console.print(
+        "[bold red]WARNING: demo mode — API keys are OFF.[/bold red] Anyone who can reach "
+        f"{host}:{port} can read and change everything. Keep it on this machine; for real use "
+        "run `shopflow serve` with SHOPFLOW_AUTH__API_KEY set (`shopflow keys` mints one).\n"
+    )
     run_server(settings, host, port)

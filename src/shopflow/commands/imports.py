@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from shopflow.ingest.importers.base import ImportReport
     from shopflow.ingest.schema import Rejected
 
-FORMATS = ("s3rec", "unisrec", "taobao", "amazon", "csv", "parquet")  # mirrors importers.IMPORTERS
+FORMATS = ("s3rec", "unisrec", "taobao", "amazon", "csv", "parquet", "jsonl")  # mirrors importers.IMPORTERS
 SHOWN_REJECTS = 20
 
 HELP = (
@@ -34,6 +34,7 @@ HELP = (
     "  shopflow import unisrec ../shared/datasets/amazon_scientific_unisrec\n"
     "  shopflow import taobao UserBehavior.csv\n"
     "  shopflow import amazon reviews_Beauty.json.gz --items meta_Beauty.json.gz\n"
+    "  shopflow import jsonl demo-shop/   (events.jsonl + items.jsonl, as `demo generate --out`)\n"
     "  shopflow import csv clicks.csv --map user_id=visitor --map item_id=sku "
     "--map timestamp=ts --const type=view\n"
 )

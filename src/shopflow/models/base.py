@@ -180,7 +180,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, vals
 
 
-# -- helpers shared by the models (sparse history matrices, per-row pruning) -------------------------
+# -- helpers shared by the models (sparse history matrices, per-row pruning) ----------------------
 def history_matrix(
     histories: Sequence[np.ndarray],
     n_items: int,
@@ -190,10 +190,10 @@ def history_matrix(
 ) -> Any:
     """Histories as a ``scipy.sparse`` CSR matrix of shape (len(histories), n_items).
 
-    Entry (b, i) sums ``decay ** d`` over the positions of item ``i`` in history ``b``, where ``d`` is
-    the distance from the end (0 for the most recent item). Only the last ``max_len`` items count;
-    ids outside ``[0, n_items)`` (items the model has not seen) are ignored. ``binary`` sets every
-    stored entry to 1.
+    Entry (b, i) sums ``decay ** d`` over the positions of item ``i`` in history ``b``, where ``d``
+    is the distance from the end (0 for the most recent item). Ids outside ``[0, n_items)`` (items
+    the model has not seen) are dropped first; then only the last ``max_len`` items count.
+    ``binary`` sets every stored entry to 1.
 
     >>> history_matrix([np.array([0, 2, 0])], 3, decay=0.5).toarray().tolist()
     [[1.25, 0.0, 0.5]]
@@ -203,13 +203,12 @@ def history_matrix(
     rows, cols, vals = [], [], []
     for b, hist in enumerate(histories):
         h = np.asarray(hist, dtype=np.int64)
+        h = h[(h >= 0) & (h < n_items)]
         if max_len is not None:
             h = h[-max_len:] if max_len > 0 else h[:0]
-        w = decay ** np.arange(len(h) - 1, -1, -1, dtype=np.float64)
-        ok = (h >= 0) & (h < n_items)
-        rows.append(np.full(int(ok.sum()), b, dtype=np.int64))
-        cols.append(h[ok])
-        vals.append(w[ok])
+        rows.append(np.full(len(h), b, dtype=np.int64))
+        cols.append(h)
+        vals.append(decay ** np.arange(len(h) - 1, -1, -1, dtype=np.float64))
     shape = (len(histories), n_items)
     if not rows:
         return sp.csr_matrix(shape, dtype=np.float32)
@@ -223,7 +222,7 @@ def history_matrix(
 
 
 def prune_rows(mat: Any, n: int, key: np.ndarray | None = None) -> Any:
-    """Keep the ``n`` largest entries of each row of a CSR matrix (by ``key``, aligned with ``data``).
+    """Keep the ``n`` largest entries of each CSR row (ranked by ``key``, aligned with ``data``).
 
     Ties are broken by lower column index. Returns a new CSR matrix with sorted indices.
 

@@ -16,6 +16,7 @@ Example
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -24,17 +25,21 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from shopflow.config import Settings, load_settings
 from shopflow.errors import BackendUnavailable, NotFound, ShopflowError, ValidationFailed
+from shopflow.serving import metrics
+from shopflow.serving.auth import KeyRing, ScopeRule, by_method, require_scope
 from shopflow.serving.deps import Services
 from shopflow.serving.ingest_service import BadRequest, BatchTooLarge, IngestService
 from shopflow.serving.logs import AccessLogMiddleware
-from shopflow.serving.routes import events, health, items, users
+from shopflow.serving.recommend import RecommendService
+from shopflow.serving.reload import watch_bundles
+from shopflow.serving.routes import admin, events, health, items, recommendations, users
 from shopflow.store.online import OnlineState, make_online_state
 from shopflow.store.store import Store
 
@@ -44,8 +49,19 @@ log = logging.getLogger(__name__)
 SETTINGS_ENV = "_SHOPFLOW_SERVE_SETTINGS"
 # Largest request body: a full batch of events with long reviews fits; more is refused with 413.
 MAX_BODY_BYTES = 64 * 1024 * 1024
-# One router per resource; a new resource is one more module and one more entry here.
-ROUTERS = (health.router, events.router, items.router, users.router)
+# One router per resource, with the API-key scope it needs (shopflow.serving.auth): a fixed
+# scope ("ingest", "read", "admin"), by_method(...) when reads and writes differ, or None (public).
+# A new resource is one more module and one more (router, scope) entry here.
+USER_ADMIN_ROUTES = ("GET /v1/users/{user_id}/export", "DELETE /v1/users/{user_id}")
+ROUTERS: tuple[tuple[APIRouter, ScopeRule | None], ...] = (
+    (health.router, None),
+    (metrics.router, None),
+    (events.router, "ingest"),
+    (items.router, by_method(read="read", write="ingest")),
+    (users.router, by_method(read="read", write="ingest", admin=USER_ADMIN_ROUTES)),
+    (recommendations.router, "read"),
+    (admin.router, "admin"),
+)
 STATUS_OF: tuple[tuple[type[ShopflowError], int], ...] = (
     (NotFound, 404),
     (BatchTooLarge, 413),
@@ -92,15 +108,27 @@ def create_app(
         s = settings if settings is not None else settings_from_env()
         st = store if store is not None else Store.from_settings(s)
         online = online_state if online_state is not None else make_online_state(s)
-        app.state.services = Services(s, st, online, IngestService(st, online, s.ingest))
+        app.state.keyring = KeyRing.from_settings(s.auth)
+        recommend = RecommendService(st, online, s)
+        await asyncio.to_thread(recommend.start)
+        ingest = IngestService(st, online, s.ingest, listener=recommend)
+        app.state.services = Services(s, st, online, ingest, recommend)
+        watcher = asyncio.create_task(watch_bundles(recommend.keeper))
         log.info(
             "service started",
             extra={"database": st.backend, "online_state": type(online).__name__},
         )
+        if not app.state.keyring.active:
+            log.warning(
+                "API keys are OFF: anyone who can reach this port can read and change everything",
+                extra={"why": _auth_off_reason(s)},
+            )
         try:
             yield
         finally:
+            watcher.cancel()
             app.state.services = None
+            recommend.close()
             if store is None:
                 st.close()
             log.info("service stopped")
@@ -114,11 +142,22 @@ def create_app(
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.services = None
+    app.state.keyring = None
     _install_error_handlers(app)
     app.add_middleware(AccessLogMiddleware)
-    for router in ROUTERS:
-        app.include_router(router)
+    app.add_middleware(metrics.MetricsMiddleware)
+    for router, rule in ROUTERS:
+        guard = [] if rule is None else [Depends(require_scope(rule))]
+        app.include_router(router, dependencies=guard)
     return app
+
+
+def _auth_off_reason(s: Settings) -> str:
+    if s.auth.demo:
+        return "demo mode (auth.demo)"
+    if not s.auth.enabled:
+        return "auth.enabled is false"
+    return "no API key configured: set SHOPFLOW_AUTH__API_KEY or auth.keys (see `shopflow keys`)"
 
 
 def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from shopflow.config import Settings
 from shopflow.errors import BackendUnavailable
 from shopflow.serving.ingest_service import IngestService
+from shopflow.serving.recommend import RecommendService
 from shopflow.store.online import OnlineState
 from shopflow.store.store import Store
 
@@ -26,6 +27,7 @@ class Services:
     store: Store
     online: OnlineState
     ingest: IngestService
+    recommend: RecommendService | None = None
 
 
 def get_services(request: Request) -> Services:
@@ -51,8 +53,15 @@ def get_ingest(services: Annotated[Services, Depends(get_services)]) -> IngestSe
     return services.ingest
 
 
+def get_recommend(services: Annotated[Services, Depends(get_services)]) -> RecommendService:
+    if services.recommend is None:
+        raise BackendUnavailable("the recommend service is not started; retry shortly")
+    return services.recommend
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 OnlineDep = Annotated[OnlineState, Depends(get_online_state)]
 IngestDep = Annotated[IngestService, Depends(get_ingest)]
+RecommendDep = Annotated[RecommendService, Depends(get_recommend)]

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -42,6 +42,7 @@ from shopflow.ingest.schema import (
     parse_items,
     validation_context,
 )
+from shopflow.serving.metrics import observe_ingest
 from shopflow.store.catalog import UpsertResult
 from shopflow.store.online import OnlineState
 from shopflow.store.store import Store
@@ -158,6 +159,16 @@ def validate_one(model: type[M], body: Any, id_field: str, path_id: str) -> M:
     return record
 
 
+class IngestListener(Protocol):
+    """Told about every accepted write (the recommend service learns from it)."""
+
+    def on_events(self, events: Sequence[Event]) -> None: ...
+
+    def on_items(self, items: Sequence[Item]) -> None: ...
+
+    def on_user(self, user_id: str) -> None: ...
+
+
 class IngestService:
     """Writes into the store and the online state, in that order.
 
@@ -169,12 +180,30 @@ class IngestService:
         Per-user recent sequences and counters, updated after each committed append.
     limits
         Batch size and timestamp window (``settings.ingest``).
+    listener
+        Told about accepted events (after the online state), items and user changes.
     """
 
-    def __init__(self, store: Store, online_state: OnlineState, limits: IngestSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        online_state: OnlineState,
+        limits: IngestSettings,
+        listener: IngestListener | None = None,
+    ) -> None:
         self.store = store
         self.online = online_state
         self.limits = limits
+        self.listener = listener
+
+    def _notify(self, method: str, arg: Any) -> None:
+        """Pass a write on to the listener; its failure never fails the (durable) write."""
+        if self.listener is None:
+            return
+        try:
+            getattr(self.listener, method)(arg)
+        except Exception:
+            log.exception("listener failed", extra={"method": method})
 
     def _check_size(self, records: Sequence[Any], what: str) -> None:
         if len(records) > self.limits.max_batch_size:
@@ -219,6 +248,7 @@ class IngestService:
         except Exception:  # the events are durable; say so and keep answering
             report.online_updated = False
             log.exception("online state update failed", extra={"events": len(fresh)})
+        self._notify("on_events", fresh)
         t3 = time.perf_counter()
         log.info(
             "events ingested",
@@ -232,6 +262,7 @@ class IngestService:
                 "online_ms": round((t3 - t2) * 1000, 2),
             },
         )
+        observe_ingest(report.accepted, report.duplicates, len(report.rejected))
         return report
 
     def upsert_items(self, records: Sequence[Any]) -> ItemBatchReport:
@@ -246,6 +277,7 @@ class IngestService:
         t0 = time.perf_counter()
         parsed = parse_items(records)
         result = self.store.catalogue.upsert(parsed.valid)
+        self._notify("on_items", parsed.valid)
         report = ItemBatchReport(
             received=len(records),
             inserted=result.inserted,
@@ -269,18 +301,23 @@ class IngestService:
     def put_item(self, item_id: str, body: Any) -> tuple[Item, UpsertResult]:
         """Create or replace one item from a ``PUT`` body."""
         item = validate_one(Item, body, "item_id", item_id)
-        return item, self.store.catalogue.upsert([item])
+        result = self.store.catalogue.upsert([item])
+        self._notify("on_items", [item])
+        return item, result
 
     def put_user(self, user_id: str, body: Any) -> tuple[User, bool]:
         """Create or replace one user from a ``PUT`` body; True when the user is new."""
         user = validate_one(User, body, "user_id", user_id)
-        return user, self.store.users.upsert(user)
+        created = self.store.users.upsert(user)
+        self._notify("on_user", user_id)
+        return user, created
 
     def forget_user(self, user_id: str) -> dict[str, Any]:
         """Erase the user's events, record and online state; return what was removed."""
         online_events = len(self.online.recent(user_id))
         removed = self.store.forget_user(user_id)
         self.online.forget_user(user_id)
+        self._notify("on_user", user_id)
         log.info(
             "user erased",
             extra={

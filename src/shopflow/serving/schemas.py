@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shopflow.ingest.schema import Event, Item, Rejected, User
 from shopflow.serving.ingest_service import IngestReport, ItemBatchReport
@@ -248,3 +248,61 @@ class UserExport(BaseModel):
     user: dict[str, Any] | None = Field(description="The user record, or null.")
     events: list[dict[str, Any]] = Field(description="Every event in the log, oldest first.")
     online: list[RecentEventOut] = Field(description="The recent sequence in the online state.")
+
+
+# -- recommendations (serving/routes/recommendations.py, serving/routes/admin.py) ------------------
+class ReasonOut(BaseModel):
+    kind: str = Field(
+        description="because_you_viewed, similar, viewed_together, bought_together, trending, "
+        "popular, new_from_brand, new_in_category, new_arrival or matches_query."
+    )
+    text: str = Field(description="A sentence a shopper can read.")
+    evidence: dict[str, Any] = Field(
+        description="What the reason rests on: the source, the item it came from, the category..."
+    )
+
+
+class RecommendedItemOut(BaseModel):
+    item_id: str
+    score: float = Field(description="Blended score (larger is better; comparable within a list).")
+    reasons: list[ReasonOut] = Field(description="At least one, strongest first.")
+    title: str | None = None
+    brand: str | None = None
+    category: str | None = Field(None, description="Leaf category.")
+    price: float | None = None
+
+
+class RecommendationsOut(BaseModel):
+    """Every recommendation answer. Send `recommendation_id` back with the events it leads to."""
+
+    recommendation_id: str
+    scenario: str
+    strategy: str = Field(
+        description="`scenario:mode`, e.g. home:personal, home:session, home:trending (cold user), "
+        "home:non_personal (no personalisation consent), similar:item, cart:bought_together."
+    )
+    model_version: str | None = Field(description="Bundle version; null when no bundle is loaded.")
+    items: list[RecommendedItemOut]
+
+
+class CartRequest(BaseModel):
+    """``POST /v1/recommendations/cart``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[str] = Field(min_length=1, max_length=200, description="Items in the cart.")
+    user_id: str | None = Field(None, description="The shopper, for personalisation.")
+    n: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=1_000)
+    category: str | None = None
+    brand: str | None = None
+    min_price: float | None = Field(None, ge=0)
+    max_price: float | None = Field(None, ge=0)
+    in_stock: bool = True
+    exclude: list[str] = Field(default_factory=list)
+
+
+class ReloadOut(BaseModel):
+    version: str | None = Field(description="The bundle now in force.")
+    previous: str | None = Field(description="The bundle before the reload.")
+    seconds: float = Field(description="Time to load and swap.")

@@ -199,5 +199,5 @@ def make_online_state(settings: Settings) -> OnlineState:
     if settings.redis_url:
         from shopflow.store.online_redis import RedisState
 
-        return RedisState(settings.redis_url, **kwargs)  # type: ignore[arg-type]
+        return RedisState(settings.redis_url, prefix=settings.redis_prefix, **kwargs)  # type: ignore[arg-type]
     return MemoryState(**kwargs)  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from typing import Any
 from shopflow.errors import ImportFormatError
 from shopflow.ingest.importers.amazon import AmazonReader
 from shopflow.ingest.importers.base import BadRow, ImportOptions, ImportReport, ItemRow, Reader
+from shopflow.ingest.importers.jsonl import JsonLinesReader
 from shopflow.ingest.importers.s3rec import S3RecReader
 from shopflow.ingest.importers.tabular import ParquetReader, TabularReader
 from shopflow.ingest.importers.taobao import TaobaoReader
@@ -39,6 +40,7 @@ IMPORTERS: dict[str, type[Reader]] = {
     "amazon": AmazonReader,
     "csv": TabularReader,
     "parquet": ParquetReader,
+    "jsonl": JsonLinesReader,
 }
 
 

@@ -1,0 +1,161 @@
+"""A reason for every recommended item: kind, a sentence a shopper can read, and the evidence.
+
+The reasons come from provenance, not from guesses: the sources that proposed the item, ordered by
+their share of its blended score, and the evidence item each source recorded (the history item a
+neighbour came from, the cart item it is bought with). Kinds:
+
+``because_you_viewed`` ("Because you viewed *Y*"), ``similar`` ("Similar to *X*"),
+``viewed_together`` ("Often viewed with *X*"), ``bought_together`` ("Bought together with *X*"),
+``trending`` ("Trending in *Z*"), ``new_from_brand`` ("New from *B*, a brand you like"),
+``new_in_category``, ``new_arrival``, ``matches_query`` ("Matches “*q*”"), ``popular``.
+
+Example
+-------
+>>> import numpy as np
+>>> from shopflow.retrieval.items import ItemTable
+>>> from shopflow.retrieval.merge import SourceHits, merge
+>>> from shopflow.store.idmap import IdMap
+>>> t = ItemTable.build(IdMap(["a", "b"]), titles=["Green tea", "Teapot"], paths=[["Tea"], ["Tea"]])
+>>> c = merge([SourceHits("bought_together", np.array([1]), np.array([1.0]), np.array([0]))])
+>>> r = explain(c, np.ones((1, 1)), ExplainContext(t, "complementary"))[0][0]
+>>> r.kind, r.text, r.evidence["item_id"]
+('bought_together', 'Bought together with Green tea', 'a')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from shopflow.retrieval.items import ItemTable
+from shopflow.retrieval.merge import Candidates
+
+ITEM_SCENARIOS = frozenset({"similar"})  # scenarios whose evidence item is the anchor, not history
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an item is on the list."""
+
+    kind: str
+    text: str
+    evidence: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, "evidence": self.evidence}
+
+
+@dataclass
+class ExplainContext:
+    """What the sentences may mention: the catalogue, the scenario and the user's tastes."""
+
+    table: ItemTable
+    scenario: str
+    query: str | None = None
+    category: str | None = None  # the category the request asked for (trending in Z)
+    liked_brands: set[int] = field(default_factory=set)
+    liked_leaves: set[int] = field(default_factory=set)
+
+
+def explain(
+    candidates: Candidates,
+    contributions: np.ndarray,
+    ctx: ExplainContext,
+    rows: np.ndarray | None = None,
+    max_reasons: int = 2,
+) -> list[list[Reason]]:
+    """Reasons for the candidates at ``rows`` (default all), strongest source first.
+
+    ``contributions`` is the ranker's (C, S) share of each source in each score. Every item gets at
+    least one reason (``popular`` when no source left evidence), at most ``max_reasons`` of
+    different kinds.
+    """
+    rows = np.arange(len(candidates)) if rows is None else np.asarray(rows, dtype=np.int64)
+    present = candidates.present()
+    out: list[list[Reason]] = []
+    for r in rows:
+        item = int(candidates.items[r])
+        reasons: list[Reason] = []
+        for s in np.argsort(-contributions[r], kind="stable"):
+            if not present[r, s]:
+                continue
+            reason = _reason(candidates.sources[s], item, int(candidates.evidence[r, s]), ctx)
+            if reason is None or any(x.kind == reason.kind for x in reasons):
+                continue
+            evidence = {**reason.evidence, "weight": round(float(contributions[r, s]), 4)}
+            reasons.append(Reason(reason.kind, reason.text, evidence))
+            if len(reasons) >= max_reasons:
+                break
+        out.append(reasons or [_popular(item, ctx, "popular")])
+    return out
+
+
+def _item_ev(source: str, j: int, ctx: ExplainContext) -> dict[str, Any]:
+    return {"source": source, "item_id": ctx.table.ids.external_ids[j], "title": _title(j, ctx)}
+
+
+def _title(j: int, ctx: ExplainContext) -> str:
+    return ctx.table.titles[j] or ctx.table.ids.external_ids[j]
+
+
+def _reason(source: str, item: int, ev: int, ctx: ExplainContext) -> Reason | None:
+    t = ctx.table
+    if source in ("trending", "popular"):
+        return _popular(item, ctx, source)
+    if source == "new_arrivals":
+        return _new(item, ctx)
+    if source in ("search", "dense"):
+        words = {w.lower() for w in _WORD.findall(ctx.query or "")}
+        text = " ".join(filter(None, (t.titles[item], t.brand_name(item), *t.paths[item])))
+        matched = sorted(words & {w.lower() for w in _WORD.findall(text)})
+        return Reason(
+            "matches_query",
+            f"Matches “{ctx.query}”",
+            {"source": source, "query": ctx.query, "matched": matched},
+        )
+    if ev < 0:
+        return None
+    title = _title(ev, ctx)
+    if source == "bought_together":
+        return Reason("bought_together", f"Bought together with {title}", _item_ev(source, ev, ctx))
+    if source in ("viewed_together",) or (source == "covisit" and ctx.scenario in ITEM_SCENARIOS):
+        return Reason("viewed_together", f"Often viewed with {title}", _item_ev(source, ev, ctx))
+    if ctx.scenario in ITEM_SCENARIOS or source == "content":
+        return Reason("similar", f"Similar to {title}", _item_ev(source, ev, ctx))
+    return Reason("because_you_viewed", f"Because you viewed {title}", _item_ev(source, ev, ctx))
+
+
+def _popular(item: int, ctx: ExplainContext, source: str) -> Reason:
+    t = ctx.table
+    where = ctx.category or t.leaf_name(item) or t.top_name(item)
+    kind = "trending" if source == "trending" else "popular"
+    verb = "Trending" if kind == "trending" else "Popular"
+    text = f"{verb} in {where}" if where else f"{verb} right now"
+    return Reason(kind, text, {"source": source, "category": where})
+
+
+def _new(item: int, ctx: ExplainContext) -> Reason:
+    t = ctx.table
+    created = float(t.created_at[item])
+    ev: dict[str, Any] = {
+        "source": "new_arrivals",
+        "created_at": None
+        if np.isnan(created)
+        else datetime.fromtimestamp(created, tz=UTC).isoformat(),
+    }
+    brand, leaf = int(t.brand[item]), int(t.leaf[item])
+    if brand >= 0 and brand in ctx.liked_brands:
+        name = t.brand_names[brand]
+        return Reason("new_from_brand", f"New from {name}, a brand you like", {**ev, "brand": name})
+    if leaf >= 0 and leaf in ctx.liked_leaves:
+        name = t.category_names[leaf]
+        return Reason(
+            "new_in_category", f"New in {name}, which you browse", {**ev, "category": name}
+        )
+    where = t.leaf_name(item)
+    return Reason("new_arrival", f"New in {where}" if where else "New arrival", ev)

@@ -1,0 +1,400 @@
+"""Candidate sources: each turns a user's history, an anchor item or a query into scored items.
+
+:class:`SourceSet` is built once per model bundle from the fitted models it holds (any subset of
+``sasrec``, ``covisit``, ``als``, ``trending`` / ``pop``) and the item text vectors, and answers, in
+dense item indices, with :class:`~shopflow.retrieval.merge.SourceHits`:
+
+- ``sequential``: the SASRec user state after the history, then nearest item vectors (ANN);
+- ``covisit``: co-visitation neighbours of the recent history items (summed, recency-weighted),
+  and of one item (viewed together), and ``bought_together`` for complements; updated online;
+- ``als``: the matrix-factorisation fold-in of the history;
+- ``content``: nearest text vectors to the history profile or to one item;
+- ``trending``: the online trending counters blended with the bundle's time-decayed popularity;
+- ``new_arrivals``: the newest items, scored by content, brand and category affinity;
+- ``popular``: popularity over any filtered subset of the catalogue, which never runs dry.
+
+Each history-based source names, for every item, the history item that led to it (``evidence``).
+Missing models simply yield no hits; nothing here raises for a model the bundle lacks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from shopflow.models.base import Recommender, history_matrix, mask_seen, top_k
+from shopflow.retrieval.index import ExactIndex, FaissIndex, ItemIndex
+from shopflow.retrieval.items import ItemTable
+from shopflow.retrieval.merge import SourceHits, aggregate
+
+EMPTY = np.empty(0, dtype=np.int64)
+ANN_THRESHOLD = 200_000  # catalogues larger than this use an HNSW index instead of exact search
+COMPACT_EVERY = 20_000  # online co-visitation updates between two compactions of the tables
+
+
+def make_index(vectors: np.ndarray) -> ItemIndex:
+    """Exact search for ordinary catalogues, FAISS HNSW beyond ``ANN_THRESHOLD`` items."""
+    index: ItemIndex = FaissIndex(kind="hnsw") if len(vectors) > ANN_THRESHOLD else ExactIndex()
+    return index.build(vectors)
+
+
+def recency_weights(n: int, decay: float) -> np.ndarray:
+    """Weight of each of ``n`` history items, oldest first: ``decay ** (distance from the end)``."""
+    return decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def nearest_history(vectors: np.ndarray, items: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """For each item, the history item whose (unit) vector is closest: the "because of" item."""
+    if not len(items) or not len(history):
+        return np.full(len(items), -1, dtype=np.int64)
+    sims = vectors[items] @ vectors[history].T  # (k, L)
+    return history[np.argmax(sims, axis=1)]
+
+
+class SourceSet:
+    """The candidate sources of one bundle (see the module docstring).
+
+    Parameters
+    ----------
+    items
+        The item table of the bundle (dense indices of every source refer to it).
+    models
+        Fitted models by registry name; unknown names are ignored.
+    item_vectors
+        Unit text embeddings (n_items, E) for content similarity and search, or None.
+    history_len
+        Most recent history items the item-to-item sources expand.
+    """
+
+    def __init__(
+        self,
+        items: ItemTable,
+        models: Mapping[str, Recommender],
+        item_vectors: np.ndarray | None = None,
+        history_len: int = 8,
+        recency_decay: float = 0.7,
+        new_days: float = 30.0,
+    ) -> None:
+        self.items = items
+        self.n = len(items)
+        self.history_len = history_len
+        self.recency_decay = recency_decay
+        self.lock = threading.RLock()  # guards the co-visitation model (updated online)
+        self._updates = 0
+        self.covisit: Any = models.get("covisit")
+        self.als: Any = models.get("als")
+        self.sasrec: Any = models.get("sasrec")
+        self.names = sorted(models)
+        self.seq_vectors: np.ndarray | None = None
+        self.seq_index: ItemIndex | None = None
+        if self.sasrec is not None and getattr(self.sasrec, "n_items", 0) == self.n:
+            self.seq_vectors = np.ascontiguousarray(self.sasrec.item_vectors(), dtype=np.float32)
+            self.seq_index = make_index(self.seq_vectors)
+            self.seq_unit = normalised(self.seq_vectors)
+        else:
+            self.sasrec = None
+        if self.als is not None and getattr(self.als, "n_items", 0) == self.n:
+            y = np.asarray(self.als.item_factors, dtype=np.float64)
+            self.als_gram = y.T @ y  # YᵀY, once per bundle
+            self.als_factors = np.ascontiguousarray(y, dtype=np.float32)
+            self.als_unit = normalised(self.als_factors)
+        else:
+            self.als = None
+        if self.covisit is not None and getattr(self.covisit, "n_items", 0) != self.n:
+            self.covisit = None
+        self.text: np.ndarray | None = None
+        self.text_index: ItemIndex | None = None
+        if item_vectors is not None and len(item_vectors) == self.n:
+            self.text = normalised(np.asarray(item_vectors, dtype=np.float32))
+            self.text_index = make_index(self.text)
+        self.prior = self._prior(models)
+        self.new_pool = self._new_pool(new_days)
+
+    def available(self) -> list[str]:
+        """The sources this bundle can feed (the others answer with no hits)."""
+        have = {
+            "sequential": self.sasrec is not None,
+            "covisit": self.covisit is not None,
+            "bought_together": self.covisit is not None,
+            "als": self.als is not None,
+            "content": self.text is not None,
+            "trending": True,
+            "new_arrivals": len(self.new_pool) > 0,
+            "popular": True,
+        }
+        return [name for name, ok in have.items() if ok]
+
+    # -- built once -------------------------------------------------------------------------------
+    def _prior(self, models: Mapping[str, Recommender]) -> np.ndarray:
+        """Popularity prior in [0, 1]: the bundle's trending (else popularity) scores, or zeros."""
+        for name in ("trending", "pop"):
+            m = models.get(name)
+            if m is not None and getattr(m, "n_items", 0) == self.n:
+                s = np.asarray(m.score([EMPTY])[0], dtype=np.float64)
+                s = np.where(np.isfinite(s), np.maximum(s, 0.0), 0.0)
+                return s / s.max() if s.max() > 0 else s
+        return np.zeros(self.n)
+
+    def _new_pool(self, days: float) -> np.ndarray:
+        """The newest items: created within ``days`` of the newest one (at least the newest 2%)."""
+        created = self.items.created_at
+        known = np.flatnonzero(np.isfinite(created))
+        if not len(known):
+            return EMPTY
+        order = known[np.argsort(-created[known], kind="stable")]
+        recent = order[created[order] >= created[order[0]] - days * 86_400.0]
+        floor = max(1, int(0.02 * self.n))
+        return recent if len(recent) >= floor else order[:floor]
+
+    # -- history-based ----------------------------------------------------------------------------
+    def sequential(self, history: np.ndarray, k: int) -> SourceHits:
+        """SASRec: one forward pass for the user state, then the nearest item vectors (unseen)."""
+        if self.sasrec is None or self.seq_index is None or not len(history) or k <= 0:
+            return SourceHits("sequential", EMPTY, EMPTY)
+        import torch
+
+        with torch.inference_mode():
+            state = self.sasrec.encode([history])  # (1, D)
+        ids, scores = self.seq_index.search(state, k, exclude=[history])
+        items = ids[0]
+        recent = history[-self.history_len :]
+        return SourceHits(
+            "sequential", items, scores[0], self.history_evidence(self.seq_unit, items, recent)
+        )
+
+    def covisit_history(self, history: np.ndarray, k: int) -> SourceHits:
+        """Co-visitation scores of the history (the model's own recency and popularity weighting,
+        online updates included); evidence: the recent item with the strongest pair."""
+        if self.covisit is None or not len(history) or k <= 0:
+            return SourceHits("covisit", EMPTY, EMPTY)
+        with self.lock:
+            ids, scores = self.covisit.recommend([history], k=k)
+            items, sc = ids[0], scores[0]
+            # items with no co-visitation evidence carry only the popularity tie-break: drop them
+            real = (items >= 0) & (sc > 1.0001 * self.covisit.config.pop_tiebreak)
+            items, sc = items[real], sc[real]
+            recent = history[-self.history_len :]
+            pairs = self.covisit.table[recent][:, items].toarray()  # (L, k)
+        best = np.argmax(pairs, axis=0) if len(items) else EMPTY
+        ev = np.where(pairs.max(axis=0) > 0, recent[best], recent[-1]) if len(items) else EMPTY
+        return SourceHits("covisit", items, sc, ev)
+
+    def als_history(self, history: np.ndarray, k: int) -> SourceHits:
+        """ALS: the history folded into a user vector; seen items excluded."""
+        if self.als is None or not len(history) or k <= 0:
+            return SourceHits("als", EMPTY, EMPTY)
+        scores = self.als_scores(history)[None, :].astype(np.float32)
+        mask_seen(scores, [history])
+        ids, sc = top_k(scores, k)
+        items = ids[0]
+        recent = history[-self.history_len :]
+        return SourceHits("als", items, sc[0], self.history_evidence(self.als_unit, items, recent))
+
+    def als_scores(self, history: np.ndarray) -> np.ndarray:
+        """ALS scores of every item for ``history``: the model's least-squares fold-in, solved here.
+
+        Same equations as implicit's ``recalculate_user`` (Hu et al. 2008, eq. 4, with the model's
+        history weighting): ``(YᵀY + λI + Σ (c_i − 1) y_i y_iᵀ) x = Σ c_i y_i``, ``c_i = α w_i``;
+        but YᵀY is computed once per bundle and the solve is a small dense one, so one user costs
+        well under a millisecond instead of a pass over every item factor inside an OpenMP loop.
+        """
+        cfg = self.als.config
+        hist = history_matrix([history], self.n, cfg.history_len, cfg.recency_decay)
+        y = self.als_factors[hist.indices].astype(np.float64)  # (h, f)
+        conf = cfg.alpha * hist.data.astype(np.float64)  # (h,)
+        a = self.als_gram + cfg.regularization * np.eye(len(self.als_gram))
+        a += (y * (np.abs(conf) - 1.0)[:, None]).T @ y
+        b = (y * np.where(conf > 0, conf, 0.0)[:, None]).sum(axis=0)
+        return self.als_factors @ np.linalg.solve(a, b).astype(np.float32)  # (n,)
+
+    def profile(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
+        """Unit text profile of the recent history (recency- and ``weights``-weighted), or None."""
+        if self.text is None or not len(history):
+            return None
+        recent = history[-self.history_len :]
+        w = recency_weights(len(recent), self.recency_decay)
+        if weights is not None:
+            w = w * np.asarray(weights[-self.history_len :], dtype=np.float64)
+        vec = (w[:, None] * self.text[recent]).sum(axis=0)
+        norm = float(np.linalg.norm(vec))
+        return (vec / norm).astype(np.float32) if norm > 0 else None
+
+    def content_history(
+        self, history: np.ndarray, k: int, weights: np.ndarray | None = None
+    ) -> SourceHits:
+        """Items whose text is nearest to the history profile; seen excluded."""
+        prof = self.profile(history, weights)
+        if prof is None or self.text_index is None or k <= 0:
+            return SourceHits("content", EMPTY, EMPTY)
+        ids, scores = self.text_index.search(prof[None, :], k, exclude=[history])
+        items = ids[0]
+        recent = history[-self.history_len :]
+        return SourceHits(
+            "content", items, scores[0], self.history_evidence(self.text, items, recent)
+        )
+
+    def history_evidence(
+        self, unit: np.ndarray | None, items: np.ndarray, recent: np.ndarray
+    ) -> np.ndarray:
+        """For each of ``items``, the ``recent`` item nearest in ``unit`` vectors (or -1)."""
+        if unit is None:
+            return np.full(len(items), -1, dtype=np.int64)
+        ok = items >= 0
+        out = np.full(len(items), -1, dtype=np.int64)
+        out[ok] = nearest_history(unit, items[ok], recent)
+        return out
+
+    # -- item-to-item -----------------------------------------------------------------------------
+    def similar(self, item: int, k: int) -> list[SourceHits]:
+        """Items like ``item``: viewed together, nearest text, nearest model vectors."""
+        out = []
+        if self.covisit is not None:
+            with self.lock:
+                ids, sc = self.covisit.similar_items(item, k)
+            out.append(SourceHits("covisit", ids, sc, np.full(len(ids), item)))
+        for name, unit in (("content", self.text), ("sequential", getattr(self, "seq_unit", None))):
+            if unit is not None:
+                sims = unit @ unit[item]  # (n,)
+                sims[item] = -np.inf
+                ids, sc = top_k(sims[None, :].astype(np.float32), k)
+                out.append(SourceHits(name, ids[0], sc[0], np.full(k, item)[: ids.shape[1]]))
+        if self.als is not None:
+            ids, sc = self.als.similar_items(item, k)
+            out.append(SourceHits("als", ids, sc, np.full(len(ids), item)))
+        return out
+
+    def bought_together(self, anchors: Sequence[int], k: int) -> SourceHits:
+        """Items bought together with the ``anchors`` (summed over them); evidence: the anchor."""
+        if self.covisit is None or k <= 0 or not len(anchors):
+            return SourceHits("bought_together", EMPTY, EMPTY)
+        parts, scores = [], []
+        with self.lock:
+            for a in anchors:
+                ids, sc = self.covisit.complementary(int(a), k)
+                ok = ids >= 0
+                parts.append(ids[ok])
+                scores.append(sc[ok])
+        items, total, ev = aggregate(parts, scores, [int(a) for a in anchors])
+        keep = ~np.isin(items, np.asarray(anchors, dtype=np.int64))
+        return SourceHits("bought_together", items[keep][:k], total[keep][:k], ev[keep][:k])
+
+    def viewed_together_elsewhere(self, anchors: Sequence[int], k: int) -> SourceHits:
+        """Co-visited items of *other* leaf categories than the anchors (complements, not twins)."""
+        hist = np.asarray(anchors, dtype=np.int64)
+        hits = self.covisit_history(hist, 4 * k)
+        other = ~np.isin(self.items.leaf[hits.items], self.items.leaf[hist])
+        ev = hits.evidence[other][:k] if hits.evidence is not None else None
+        return SourceHits("viewed_together", hits.items[other][:k], hits.scores[other][:k], ev)
+
+    # -- non-personal -----------------------------------------------------------------------------
+    def trending(
+        self,
+        online: Sequence[tuple[str, float]],
+        k: int,
+        mask: np.ndarray | None = None,
+        prior_weight: float = 0.25,
+    ) -> SourceHits:
+        """Online trending (event-weighted counts of the latest hours) plus a share of the prior."""
+        score = prior_weight * self.prior
+        if online:
+            idx = self.items.ids.to_index((i for i, _ in online), missing=-1)
+            val = np.array([s for _, s in online], dtype=np.float64)
+            ok = idx >= 0
+            if ok.any() and val[ok].max() > 0:
+                score = score.copy()
+                np.add.at(score, idx[ok], val[ok] / val[ok].max())
+        return self._top("trending", score, k, mask)
+
+    def session(
+        self, history: np.ndarray, online: Sequence[tuple[str, float]], k: int
+    ) -> SourceHits:
+        """Trending items of the leaf categories just browsed, the most recent category first.
+
+        Needs no model, so a shopper gets session-based recommendations from the first click even
+        when the bundle lacks every model. Evidence: the latest history item of the category.
+        """
+        recent = history[-self.history_len :]
+        leaves = self.items.leaf[recent]
+        ok = leaves >= 0
+        if not ok.any() or k <= 0:
+            return SourceHits("session", EMPTY, EMPTY)
+        weight: dict[int, float] = {}
+        last: dict[int, int] = {}
+        for item, leaf, w in zip(
+            recent[ok],
+            leaves[ok],
+            recency_weights(len(recent), self.recency_decay)[ok],
+            strict=True,
+        ):
+            weight[int(leaf)] = weight.get(int(leaf), 0.0) + float(w)
+            last[int(leaf)] = int(item)
+        mask = np.isin(self.items.leaf, list(weight))
+        mask[history] = False
+        hits = self.trending(online, 4 * k, mask)
+        leaf_of = self.items.leaf[hits.items]
+        score = np.array([weight[int(c)] for c in leaf_of]) * (1.0 + hits.scores)
+        order = np.lexsort((hits.items, -score))[:k]
+        ev = np.array([last[int(c)] for c in leaf_of[order]], dtype=np.int64)
+        return SourceHits("session", hits.items[order], score[order], ev)
+
+    def popular(self, k: int, mask: np.ndarray | None = None) -> SourceHits:
+        """The prior over the items ``mask`` allows: the fallback that never runs dry."""
+        return self._top("popular", self.prior + 1e-9, k, mask)
+
+    def new_arrivals(
+        self,
+        k: int,
+        profile: np.ndarray | None = None,
+        brand_affinity: Mapping[int, float] | None = None,
+        category_affinity: Mapping[int, float] | None = None,
+        mask: np.ndarray | None = None,
+    ) -> SourceHits:
+        """The newest items by recency and popularity; for a user also content, brand, category."""
+        pool = self.new_pool
+        if mask is not None:
+            pool = pool[mask[pool]]
+        if not len(pool) or k <= 0:
+            return SourceHits("new_arrivals", EMPTY, EMPTY)
+        created = self.items.created_at[pool]
+        span = max(float(created.max() - created.min()), 1.0)
+        score = 0.3 * (created - created.min()) / span + 0.2 * self.prior[pool]
+        if profile is not None and self.text is not None:
+            score += np.maximum(self.text[pool] @ profile, 0.0)
+        if brand_affinity:
+            score += 0.6 * _lookup(self.items.brand[pool], brand_affinity)
+        if category_affinity:
+            score += 0.4 * _lookup(self.items.leaf[pool], category_affinity)
+        order = np.lexsort((pool, -score))[:k]
+        return SourceHits("new_arrivals", pool[order], score[order])
+
+    def _top(self, name: str, score: np.ndarray, k: int, mask: np.ndarray | None) -> SourceHits:
+        if mask is not None:
+            score = np.where(mask, score, -np.inf)
+        ids, sc = top_k(score[None, :].astype(np.float32), k)
+        return SourceHits(name, ids[0], sc[0])
+
+    # -- online learning --------------------------------------------------------------------------
+    def learn(
+        self, history_before: np.ndarray, types_before: np.ndarray, item: int, event_type: str
+    ) -> None:
+        """Add one event to the co-visitation tables (its pairs with the user's earlier items)."""
+        if self.covisit is None or not 0 <= item < self.n:
+            return
+        with self.lock:
+            self.covisit.update(history_before, item, event_type, types_before=types_before)
+            self._updates += 1
+            if self._updates >= COMPACT_EVERY:  # fold the online pairs into the sparse tables
+                self.covisit.compact()
+                self._updates = 0
+
+
+def _lookup(codes: np.ndarray, table: Mapping[int, float]) -> np.ndarray:
+    return np.fromiter((table.get(int(c), 0.0) for c in codes), np.float64, len(codes))

@@ -1,0 +1,164 @@
+"""What a request of the recommend service knows about its user and item, and how events teach it.
+
+:class:`RequestContext` turns a user id into a :class:`~shopflow.serving.state.UserView` (consent
+first: without consent to personalisation nothing personal is read), an item id into its dense index
+(or a 404 that says what to do), keeps the online trending list for a second, and feeds accepted
+events to the co-visitation tables (:meth:`RequestContext.learn`). Small caches, each with a short
+lifetime, keep the database off the request path: consent for ``user_seconds``, trending for
+``trending_seconds``; both are dropped at once when this process sees the change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from shopflow.config import Settings
+from shopflow.errors import NotFound
+from shopflow.ingest.schema import Event
+from shopflow.serving.state import POSITIVE, RecommendConfig, ServingState, UserView, user_view
+from shopflow.store.online import OnlineState
+from shopflow.store.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_CACHED_USERS = 100_000
+Encoder = Any  # .encode(texts, batch_size=...) → (B, E) vectors in the space of the item vectors
+
+
+class RequestContext:
+    """Users, items and trending as the scenarios see them (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        online: OnlineState,
+        settings: Settings,
+        config: RecommendConfig,
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.store, self.online, self.settings, self.config = store, online, settings, config
+        self.encoder = encoder
+        self._encoder_loading = False
+        self._trend: tuple[float, list[tuple[str, float]]] = (0.0, [])
+        self._consent: dict[str, tuple[float, bool]] = {}
+
+    def user(self, st: ServingState, user_id: str | None) -> UserView:
+        """The user's recent behaviour in ``st``'s item ids (empty without consent)."""
+        if not user_id:
+            return UserView.anonymous()
+        if not self.personal(user_id):
+            return UserView.anonymous(user_id, personal=False)
+        return user_view(
+            st,
+            user_id,
+            self.online.recent(user_id),
+            self.settings.event_weights,
+            self.config,
+            self.settings.online.session_timeout_seconds,
+        )
+
+    def personal(self, user_id: str) -> bool:
+        """The user's consent to personalisation (no record: consent by default), cached."""
+        now = time.monotonic()
+        hit = self._consent.get(user_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        user = self.store.users.get(user_id)
+        ok = True if user is None else bool(user.consent.personalization)
+        if len(self._consent) > MAX_CACHED_USERS:
+            self._consent.clear()
+        self._consent[user_id] = (now + self.config.user_seconds, ok)
+        return ok
+
+    def forget(self, user_id: str) -> None:
+        """Drop the cached consent of ``user_id`` (its record changed or was erased)."""
+        self._consent.pop(user_id, None)
+
+    def item(self, st: ServingState, item_id: str) -> tuple[int, np.ndarray | None]:
+        """Dense index of ``item_id`` (-1 when the state lacks it) and its leaf-category mask.
+
+        Raises
+        ------
+        NotFound
+            When the item is neither in the state nor in the catalogue.
+        """
+        i = st.table.ids.get(item_id)
+        if i >= 0 and st.table.available[i]:
+            leaf = st.table.leaf_name(i)
+            return i, st.table.category_mask(leaf) if leaf else None
+        record = self.store.catalogue.get(item_id)
+        if record is None:
+            raise NotFound(
+                f"item {item_id!r} is not in the catalogue; add it with PUT /v1/items/{{id}}"
+            )
+        leaf = record.categories[-1] if record.categories else None
+        return i, st.table.category_mask(leaf) if leaf else None
+
+    def trending(self) -> list[tuple[str, float]]:
+        """The online trending list (item id, weighted count), reused for ``trending_seconds``."""
+        at, cached = self._trend
+        now = time.monotonic()
+        if now - at < self.config.trending_seconds:
+            return cached
+        fresh = self.online.trending(n=2_000)
+        self._trend = (now, fresh)
+        return fresh
+
+    def learn(self, st: ServingState, events: Sequence[Event]) -> None:
+        """Add accepted events to the co-visitation tables (each paired with the user's earlier
+        items, read from the online state, which already holds the events) and expire trending."""
+        self._trend = (0.0, [])
+        covisit = st.sources.covisit
+        if covisit is None:
+            return
+        by_user: dict[str, list[Event]] = defaultdict(list)
+        for e in events:
+            if e.item_id is not None and e.type.value in POSITIVE:
+                by_user[e.user_id].append(e)
+        window = covisit.config.window
+        for user_id, evs in by_user.items():
+            positive = [r for r in self.online.recent(user_id) if r.item_id and r.type in POSITIVE]
+            where = {r.event_id: j for j, r in enumerate(positive)}
+            idx = st.table.ids.to_index([str(r.item_id) for r in positive], missing=-1)
+            kinds = np.array([r.type for r in positive], dtype=object)
+            for e in evs:
+                j = where.get(e.event_id)
+                if j is None or idx[j] < 0:
+                    continue
+                keep = idx[:j] >= 0
+                before, types = idx[:j][keep][-window:], kinds[:j][keep][-window:]
+                st.sources.learn(before, types.astype(str), int(idx[j]), e.type.value)
+
+    def load_encoder(self, state: ServingState, current: Callable[[], ServingState]) -> None:
+        """Load, in the background, the query encoder ``state``'s item vectors need (named in its
+        manifest, ``text.model``), then build the search index of the ``current`` state; search
+        is lexical until then. Nothing to do without item vectors or with an encoder already."""
+        name = (state.manifest.get("text") or {}).get("model")
+        if state.sources.text is None or not name or self.encoder is not None:
+            return
+        if self._encoder_loading:
+            return
+        self._encoder_loading = True
+
+        def load() -> None:
+            try:
+                from shopflow.text.encoder import TextEncoder
+
+                encoder = TextEncoder(None if "MiniLM-L6" in str(name) else str(name))
+                encoder.encode(["warm up"])
+                current().search_index(encoder)
+                self.encoder = encoder
+                log.info("query encoder ready", extra={"model": str(name)})
+            except Exception:
+                log.exception("query encoder not loaded; search stays lexical")
+            finally:
+                self._encoder_loading = False
+
+        threading.Thread(target=load, name="shopflow-encoder", daemon=True).start()

@@ -1,0 +1,185 @@
+"""Keeping the serving state: load a model bundle, swap it in atomically, keep live columns fresh.
+
+:class:`StateKeeper` holds the one reference to the current
+:class:`~shopflow.serving.state.ServingState`. :meth:`StateKeeper.reload` builds a complete new
+state (bundle loaded, indexes built, live price and stock read) before it replaces that reference,
+so a request that already took the old state finishes on it and none fails during a swap. Without a
+bundle (nothing trained yet, or the bundle in force cannot be read) the state is the bare catalogue
+and the service answers with its fallbacks. :func:`watch_bundles` is the app's background task: it
+swaps in a bundle shortly after ``shopflow train`` publishes it and re-reads price and stock.
+
+Example
+-------
+>>> keeper = StateKeeper(store, BundleStore("data/bundles"), RecommendConfig())  # doctest: +SKIP
+>>> keeper.start(); keeper.model_version                                         # doctest: +SKIP
+'20261101T120000.000000-ab12'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from shopflow.ingest.schema import Item
+from shopflow.serving.state import (
+    RecommendConfig,
+    ServingState,
+    state_from_bundle,
+    state_from_items,
+)
+from shopflow.store.bundles import BundleStore
+from shopflow.store.db import items as items_table
+from shopflow.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class StateKeeper:
+    """The current serving state and the ways it changes (see the module docstring).
+
+    Parameters
+    ----------
+    store
+        The catalogue is read for live price, stock and presence (and for the model-free state).
+    bundles
+        Where ``shopflow train`` publishes bundles.
+    loader
+        Reads a bundle directory (default ``shopflow.models.bundle.load_bundle``).
+    on_install
+        Called with each new state right after it is swapped in (e.g. to warm caches).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        bundles: BundleStore,
+        config: RecommendConfig,
+        loader: Callable[[Path], Any] | None = None,
+        on_install: Callable[[ServingState], None] | None = None,
+    ) -> None:
+        self.store, self.bundles, self.config = store, bundles, config
+        self._loader = loader
+        self._on_install = on_install
+        self._state = state_from_items([], config)
+        self._lock = threading.Lock()
+        self._failed_version: str | None = None
+        self._stale = False
+        self.reloads = 0
+
+    @property
+    def state(self) -> ServingState:
+        return self._state
+
+    @property
+    def model_version(self) -> str | None:
+        return self._state.version
+
+    def start(self) -> None:
+        """Load the current bundle, or serve the bare catalogue when none loads (never raises)."""
+        try:
+            self.reload()
+        except Exception:
+            log.exception("the current model bundle cannot be loaded; serving fallbacks")
+            self._failed_version = self.bundles.current_version()
+            try:
+                self.install(None)
+            except Exception:  # the catalogue does not answer either: retried by the watcher
+                log.exception("the catalogue cannot be read; serving nothing until it answers")
+                self._stale = True
+
+    def reload(self, bundle_path: str | Path | None = None) -> dict[str, Any]:
+        """Load ``bundle_path`` (default: the current bundle) and swap it in; return what changed.
+
+        The old state keeps answering until the new one is complete; on an error it stays in force
+        and the error propagates.
+        """
+        with self._lock:
+            t0 = time.perf_counter()
+            path = Path(bundle_path) if bundle_path else self.bundles.current()
+            bundle = None
+            if path is not None:
+                bundle = (self._loader or _default_loader())(path)
+            previous = self.install(bundle)
+            self._failed_version = None
+            seconds = round(time.perf_counter() - t0, 3)
+        log.info("bundle in force", extra={"version": self.model_version, "seconds": seconds})
+        return {"version": self.model_version, "previous": previous, "seconds": seconds}
+
+    def install(self, bundle: Any | None) -> str | None:
+        """Build the state of ``bundle`` (None: the bare catalogue), swap it in, return the old
+        version."""
+        if bundle is None:
+            state = state_from_items(self.store.catalogue.all(), self.config)
+        else:
+            state = state_from_bundle(bundle, self.config)
+            self._refresh_live(state)
+        previous, self._state = self._state.version, state  # the swap: one reference
+        self._stale = False
+        self.reloads += 1
+        if self._on_install is not None:
+            self._on_install(state)
+        return previous
+
+    def maybe_reload(self) -> bool:
+        """Swap in a newly published bundle (or rebuild a stale model-free state); True: swapped."""
+        version = self.bundles.current_version()
+        if version is not None and version not in (self.model_version, self._failed_version):
+            try:
+                self.reload()
+                return True
+            except Exception:
+                log.exception("new bundle not loaded", extra={"version": version})
+                self._failed_version = version
+        elif self._state.bundle is None and self._stale:
+            self.install(None)
+        return False
+
+    def refresh_catalogue(self) -> int:
+        """Re-read price, stock and presence of every item from the catalogue; return changes."""
+        state = self._state
+        if state.bundle is None:
+            if self.store.catalogue.count() != int(state.table.available.sum()):
+                self.install(None)
+            return 0
+        return self._refresh_live(state)
+
+    def on_items(self, items: Sequence[Item]) -> None:
+        """Catalogue writes through the API: new price, stock and presence take effect at once."""
+        table = self._state.table
+        for it in items:
+            if not table.set_live(it.item_id, it.price, it.stock):
+                self._stale = True  # an item the state lacks: recommendable after a retrain
+
+    def _refresh_live(self, state: ServingState) -> int:
+        q = select(items_table.c.item_id, items_table.c.price, items_table.c.stock)
+        with self.store.engine.connect() as conn:
+            rows = [(r[0], r[1], r[2]) for r in conn.execute(q)]
+        return state.table.refresh_live(rows) if rows else 0
+
+
+async def watch_bundles(keeper: StateKeeper) -> None:
+    """Background task of the app: swap in new bundles (polling ``CURRENT`` every
+    ``poll_seconds``) and re-read price, stock and presence every ``refresh_seconds``."""
+    last_refresh = time.monotonic()
+    while True:
+        await asyncio.sleep(keeper.config.poll_seconds)
+        try:
+            await asyncio.to_thread(keeper.maybe_reload)
+            if time.monotonic() - last_refresh >= keeper.config.refresh_seconds:
+                last_refresh = time.monotonic()
+                await asyncio.to_thread(keeper.refresh_catalogue)
+        except Exception:
+            log.exception("bundle watcher")
+
+
+def _default_loader() -> Callable[[Path], Any]:
+    from shopflow.models.bundle import load_bundle
+
+    return load_bundle

@@ -1,0 +1,195 @@
+"""Recommendations for every scenario (DESIGN.md §5); thin wrappers around ``RecommendService``.
+
+Every answer is :class:`~shopflow.serving.schemas.RecommendationsOut`: ``recommendation_id``,
+``model_version``, ``strategy`` and ``items`` with ``item_id``, ``score`` and ``reasons``. Filters
+(``category``, ``brand``, ``min_price``, ``max_price``, ``in_stock``, ``exclude``) and paging
+(``n``, ``offset``) work on every list.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Response
+
+from shopflow.errors import ValidationFailed
+from shopflow.ranking.rules import Filters
+from shopflow.serving.deps import RecommendDep
+from shopflow.serving.schemas import CartRequest, ErrorBody, RecommendationsOut
+from shopflow.serving.state import Recommendation
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+MAX_N = 100
+MAX_OFFSET = 1_000
+USER_SCENARIOS = ("home", "new_arrivals", "trending")
+ELSEWHERE = {
+    "similar": "GET /v1/items/{item_id}/similar",
+    "complementary": "GET /v1/items/{item_id}/complementary",
+    "cart": "POST /v1/recommendations/cart",
+    "search": "GET /v1/search?q=...",
+}
+
+N = Annotated[int, Query(ge=1, le=MAX_N, description=f"Items to return (1..{MAX_N}).")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip (paging).")]
+UserQ = Annotated[str | None, Query(min_length=1, description="The shopper, for personalisation.")]
+
+
+def get_filters(
+    category: Annotated[str | None, Query(description="Any level of the category path.")] = None,
+    brand: Annotated[str | None, Query(description="Brand, case-insensitive.")] = None,
+    min_price: Annotated[float | None, Query(ge=0)] = None,
+    max_price: Annotated[float | None, Query(ge=0)] = None,
+    in_stock: Annotated[bool, Query(description="Leave out sold-out items.")] = True,
+    exclude: Annotated[
+        list[str] | None,
+        Query(description="Item ids to leave out: repeat the parameter or separate with commas."),
+    ] = None,
+) -> Filters:
+    ids = frozenset(x.strip() for e in exclude or [] for x in e.split(",") if x.strip())
+    return Filters(category or None, brand or None, min_price, max_price, in_stock, ids)
+
+
+FiltersDep = Annotated[Filters, Depends(get_filters)]
+
+
+def answer(rec: Recommendation) -> Response:
+    """The answer as JSON, serialised once (the response model documents it)."""
+    return Response(orjson.dumps(rec.as_dict()), media_type="application/json")
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=RecommendationsOut,
+    summary="Recommendations for a user: home feed, new arrivals or trending",
+    description="`scenario=home` (default) is the personal feed from the user's latest behaviour; "
+    "a user with no history gets trending items (`strategy` home:trending), one with only a "
+    "current session gets session-based items (home:session), one without personalisation "
+    "consent gets non-personal lists (home:non_personal). An unknown user is a cold user, not "
+    "an error.",
+    responses=ERRORS,
+)
+def user_recommendations(
+    user_id: str,
+    service: RecommendDep,
+    filters: FiltersDep,
+    scenario: Annotated[str, Query(description="home, new_arrivals or trending.")] = "home",
+    n: N = 20,
+    offset: Offset = 0,
+) -> Response:
+    if scenario == "home":
+        return answer(service.home(user_id, n, offset, filters))
+    if scenario in ("new_arrivals", "new-arrivals"):
+        return answer(service.new_arrivals(user_id, n, offset, filters))
+    if scenario == "trending":
+        return answer(service.trending(None, user_id, n, offset, filters))
+    hint = f"; use {ELSEWHERE[scenario]}" if scenario in ELSEWHERE else ""
+    raise ValidationFailed(
+        [("scenario", f"{scenario!r} is not one of {', '.join(USER_SCENARIOS)}{hint}")]
+    )
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    response_model=RecommendationsOut,
+    summary="Items like this one (item page)",
+    responses=ERRORS,
+)
+def similar(
+    item_id: str,
+    service: RecommendDep,
+    filters: FiltersDep,
+    user_id: UserQ = None,
+    n: N = 20,
+    offset: Offset = 0,
+) -> Response:
+    return answer(service.similar(item_id, n, offset, filters, user_id))
+
+
+@router.get(
+    "/items/{item_id}/complementary",
+    response_model=RecommendationsOut,
+    summary="Items bought together with this one",
+    responses=ERRORS,
+)
+def complementary(
+    item_id: str,
+    service: RecommendDep,
+    filters: FiltersDep,
+    user_id: UserQ = None,
+    n: N = 20,
+    offset: Offset = 0,
+) -> Response:
+    return answer(service.complementary(item_id, n, offset, filters, user_id))
+
+
+@router.post(
+    "/recommendations/cart",
+    response_model=RecommendationsOut,
+    summary="What completes this cart",
+    description="Body: `item_ids` in the cart, optional `user_id`, `n`, `offset` and filters.",
+    responses={**ERRORS, 400: {"model": ErrorBody}},
+)
+def cart(body: CartRequest, service: RecommendDep) -> Response:
+    filters = Filters(
+        body.category,
+        body.brand,
+        body.min_price,
+        body.max_price,
+        body.in_stock,
+        frozenset(body.exclude),
+    )
+    return answer(service.cart(body.item_ids, body.user_id, body.n, body.offset, filters))
+
+
+@router.get(
+    "/search",
+    response_model=RecommendationsOut,
+    summary="Search the catalogue, personalised by the user's behaviour",
+    description="First version: BM25 over title, brand and categories, plus dense similarity of "
+    "the query to the item text vectors when the service has a query encoder, re-ranked by the "
+    "user's history when `user_id` is given.",
+    responses=ERRORS,
+)
+def search(
+    service: RecommendDep,
+    filters: FiltersDep,
+    q: Annotated[str, Query(min_length=1, max_length=500, description="The query.")],
+    user_id: UserQ = None,
+    n: N = 20,
+    offset: Offset = 0,
+) -> Response:
+    return answer(service.search(q, user_id, n, offset, filters))
+
+
+@router.get(
+    "/trending",
+    response_model=RecommendationsOut,
+    summary="Trending items, overall or in one category",
+    responses=ERRORS,
+)
+def trending(
+    service: RecommendDep,
+    filters: FiltersDep,
+    user_id: UserQ = None,
+    n: N = 20,
+    offset: Offset = 0,
+) -> Response:
+    return answer(service.trending(None, user_id, n, offset, filters))
+
+
+@router.get(
+    "/new-arrivals",
+    response_model=RecommendationsOut,
+    summary="Recent items, for a user when `user_id` is given",
+    responses=ERRORS,
+)
+def new_arrivals(
+    service: RecommendDep,
+    filters: FiltersDep,
+    user_id: UserQ = None,
+    n: N = 20,
+    offset: Offset = 0,
+) -> Response:
+    return answer(service.new_arrivals(user_id, n, offset, filters))

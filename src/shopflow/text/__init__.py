@@ -1,0 +1,1 @@
+"""Text understanding: sentence embeddings of item text (``text.encoder``), search indexes."""
