@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -213,7 +214,7 @@ def main() -> None:
     fresh = [r["fresh_ms"] for r in rows]
     ack = [r["ack_ms"] for r in rows]
     home = [r["home_ms"] for r in rows]
-    summary = {
+    summary: dict[str, Any] = {
         "trials": len(rows),
         "fresh_ms": {"p50": pct(fresh, 0.5), "p95": pct(fresh, 0.95), "p99": pct(fresh, 0.99),
                      "max": max(fresh), "mean": statistics.fmean(fresh)},

@@ -115,6 +115,12 @@ def main() -> None:
     p.add_argument("--latency-users", type=int, default=500)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--progress", action="store_true")
+    p.add_argument(
+        "--test-curve",
+        action="store_true",
+        help="also log test metrics per epoch (monitor_*; never used for early stopping) to read "
+        "the time needed to reach a quality",
+    )
     args = p.parse_args()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -144,7 +150,8 @@ def main() -> None:
     )
     # train = all but the last two items; fit() holds out each sequence's last item (= the
     # validation target) for early stopping, so it is given all but the last item.
-    model.fit(split.train_with_validation())
+    monitor = (split.test_histories, split.test_targets) if args.test_curve else None
+    model.fit(split.train_with_validation(), monitor=monitor)
     assert model.result is not None
     hist = model.history
     best = next(r for r in hist if r["epoch"] == model.result.best_epoch)

@@ -292,10 +292,16 @@ def bench_throughput(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- sentiment -------------------------------------------------------------------------------------
-def read_marc(datasets: Path, lang: str) -> tuple[list[str], np.ndarray]:
+def read_marc(datasets: Path, lang: str, limit: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """MARC test reviews and stars; ``limit`` > 0 keeps a seeded sample, the same share per star."""
     path = datasets / "marc_amazon_reviews_test_en_zh" / f"marc_{lang}_test.csv"
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
+    if limit and limit < len(rows):
+        rng = random.Random(seed)
+        rows = [
+            r for star in "12345" for r in rng.sample([r for r in rows if r[2] == star], limit // 5)
+        ]
     return [r[1] for r in rows], np.array([int(r[2]) for r in rows])
 
 
@@ -334,8 +340,8 @@ def bench_sentiment(args: argparse.Namespace, encoder: TextEncoder) -> dict[str,
 
     d = args.datasets_dir
     res: dict[str, dict[str, Any]] = {}
-    en_text, en_stars = read_marc(d, "en")
-    zh_text, zh_stars = read_marc(d, "zh")
+    en_text, en_stars = read_marc(d, "en", args.marc_limit, args.seed)
+    zh_text, zh_stars = read_marc(d, "zh", args.marc_limit, args.seed)
     wm_text, wm_label = read_waimai(d, args.waimai_limit, args.seed)
 
     res["vader / marc_en"] = marc_metrics(VaderScorer().score_many(en_text), en_stars)
@@ -405,7 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throughput-n", type=int, default=1000)
     p.add_argument("--max-queries", type=int, default=0, help="0 = all 11,795")
     p.add_argument("--max-products", type=int, default=0, help="0 = all 54,667")
-    p.add_argument("--waimai-limit", type=int, default=4000, help="seeded sample; 0 = all 11,987")
+    p.add_argument(
+        "--marc-limit", type=int, default=0, help="seeded sample per language; 0 = 5,000"
+    )
+    p.add_argument("--waimai-limit", type=int, default=0, help="seeded sample; 0 = all 11,987")
     p.add_argument("--zh-embed-train", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -420,20 +429,26 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     if args.out.is_file():
         results = json.loads(args.out.read_text())
-    results["machine"] = {
+    machine = {
         "cpus": os.cpu_count(),
         "torch_threads": args.threads,
         "load_average_at_start": os.getloadavg(),
         "python": platform.python_version(),
     }
-    results["command"] = " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])
+    command = " ".join(["bench/text.py", *(argv if argv is not None else sys.argv[1:])])
     encoder = TextEncoder(cache_dir=args.cache_dir)
-    if "throughput" in only:
-        results["encoder_throughput"] = bench_throughput(args)
-    if "search" in only:
-        results["homedepot_search"] = bench_search(args, encoder)
-    if "sentiment" in only:
-        results["sentiment"] = bench_sentiment(args, encoder)
+    sections = {
+        "encoder_throughput": ("throughput", lambda: bench_throughput(args)),
+        "homedepot_search": ("search", lambda: bench_search(args, encoder)),
+        "sentiment": ("sentiment", lambda: bench_sentiment(args, encoder)),
+    }
+    for key, (name, run) in sections.items():
+        if name in only:
+            started = time.perf_counter()
+            results[key] = run()
+            results[key]["command"] = command
+            results[key]["machine"] = machine
+            results[key]["wall_seconds"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     console.print(f"wrote {args.out}")

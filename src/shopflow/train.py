@@ -1,12 +1,12 @@
 """``shopflow train`` without the command line: the store's events and catalogue → one model bundle.
 
-:func:`train_bundle` reads the event log (up to an optional cutoff) and the whole catalogue, so every
-catalogue item has a dense id even before anyone saw it; embeds item texts (cached by content hash
-under ``<data_dir>/cache``, so a retrain encodes only new or changed items); fits each requested model
-from the registry, leaving out (and logging) any that fails or does not fit the time budget; checks
-each model offline on held-out validation items; and writes the bundle atomically
-(:func:`shopflow.models.bundle.write_bundle`). Framework-free: the CLI draws progress through the
-``progress`` callback.
+:func:`train_bundle` reads the event log (up to an optional cutoff) and the whole catalogue, so
+every catalogue item has a dense id even before anyone saw it; fits the cheap models; embeds
+item texts (``TextEncoder``, cached by content hash under ``<data_dir>/cache``: a retrain encodes
+only new or changed items); fits ``content`` and then the torch models within what is left of the
+time budget; checks each model offline on held-out validation items; and writes the bundle
+atomically (:func:`shopflow.models.bundle.write_bundle`). A model that fails is logged and left
+out. No framework here: the CLI draws progress through the ``progress`` callback.
 
 The offline check is leave-one-out on the training data (``eval.split.leave_one_out``): a second
 copy of each model is fitted on every user's sequence without its last two items and ranks the whole
@@ -27,21 +27,19 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from shopflow.config import Settings
 from shopflow.errors import NotFound, ShopflowError
 from shopflow.eval.split import LOO_PROTOCOL, leave_one_out
 from shopflow.features.sequences import InteractionData, ItemSide, from_events
-from shopflow.models.base import Recommender, mask_seen, top_k
+from shopflow.models.base import Recommender
 from shopflow.models.bundle import (
-    UNTRACKED_STOCK,
     ItemColumns,
     model_class,
     unit_rows,
@@ -64,6 +62,7 @@ BUNDLE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 FEATURES = ["event_types", "timestamps", "item_text", "brand", "categories", "price", "created_at"]
 EVAL_K = 10
+STATUSES = ("fitted", "skipped", "failed")
 Progress = Callable[["StepReport"], None]
 
 
@@ -86,7 +85,7 @@ class StepReport:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-# -- the store's data -------------------------------------------------------------------------------
+# -- the store's data ------------------------------------------------------------------------------
 def store_fingerprint(store: Store) -> dict[str, int]:
     """What changes with the store: event count and last seq, catalogue size and last update."""
     from sqlalchemy import func, select
@@ -135,7 +134,7 @@ def load_training_data(
     if data.n_interactions == 0:
         when = f" before {cutoff.isoformat()}" if cutoff else ""
         raise NoEvents(f"no events{when}: run `shopflow demo generate` or `shopflow import …`")
-    columns = item_columns(catalogue, data.items)
+    columns = ItemColumns.from_catalogue(catalogue, data.items)
     side = ItemSide(
         text=columns.texts,
         brand=columns.brands,
@@ -148,49 +147,7 @@ def load_training_data(
     return replace(data, side=side, meta=meta), columns
 
 
-def item_text(title: str | None, brand: str | None, path: Sequence[str], desc: str | None) -> str:
-    """The text an item is embedded from: title, brand, category path and description."""
-    parts = [title, brand, " > ".join(path), desc]
-    return ". ".join(p.strip() for p in parts if p and p.strip())
-
-
-def item_columns(catalogue: pl.DataFrame, items: IdMap) -> ItemColumns:
-    """Catalogue rows aligned with ``items``; items the catalogue lacks get empty rows."""
-    row_of = {e: r for r, e in enumerate(catalogue["item_id"].to_list())}
-    idx = np.array([row_of.get(e, -1) for e in items.external_ids], dtype=np.int64)
-    ok = idx >= 0
-
-    def column(name: str) -> list[Any]:
-        values = catalogue[name].to_list()
-        return [values[r] if r >= 0 else None for r in idx]
-
-    def array(values: np.ndarray, fill: float, dtype: Any) -> np.ndarray:
-        out = np.full(len(idx), fill, dtype=dtype)
-        out[ok] = values[idx[ok]]
-        return out
-
-    titles, brands, descs = column("title"), column("brand"), column("description")
-    paths = [tuple(p or ()) for p in column("categories")]
-    texts = [
-        item_text(t, b, p, d) or None if r >= 0 else None
-        for t, b, p, d, r in zip(titles, brands, paths, descs, idx, strict=True)
-    ]
-    created = catalogue["created_at"].dt.epoch("us").to_numpy().astype(np.float64) / 1e6
-    stock = catalogue["stock"].fill_null(UNTRACKED_STOCK).to_numpy().astype(np.int64)
-    return ItemColumns(
-        ids=items,
-        titles=titles,
-        texts=texts,
-        brands=[b or None for b in brands],
-        paths=paths,
-        price=array(catalogue["price"].to_numpy().astype(np.float64), np.nan, np.float64),
-        stock=array(stock, UNTRACKED_STOCK, np.int64),
-        created_at=array(created, np.nan, np.float64),
-        in_catalogue=ok,
-    )
-
-
-# -- item text vectors -------------------------------------------------------------------------------
+# -- item text vectors -----------------------------------------------------------------------------
 def item_vectors(
     texts: Sequence[str | None],
     encoder: Any,
@@ -201,9 +158,9 @@ def item_vectors(
     """Unit text vectors (n, E) aligned with ``texts``; zero rows: no text, or not encoded in time.
 
     Texts go to ``encoder`` (a :class:`~shopflow.text.encoder.TextEncoder`, whose cache keeps what
-    was ever encoded) in chunks, items in ``order`` first; no chunk starts after ``seconds``. ``info``
-    counts the texts ``encoded`` now, taken from the ``cached`` ones and left ``missing``, and lists
-    the ``done`` indices.
+    was ever encoded) in chunks, items in ``order`` first; no chunk starts after ``seconds``.
+    ``info`` counts the texts ``encoded`` now, taken from the ``cached`` ones and left ``missing``,
+    and lists the ``done`` indices.
     """
     start = time.perf_counter()
     present = [int(i) for i in (range(len(texts)) if order is None else order) if texts[i]]
@@ -230,12 +187,15 @@ def item_vectors(
         "done": sorted(done),
     }
     if info["missing"]:
-        log.warning("%d item texts not encoded within the time budget (zero vectors for now; "
-                    "the next `shopflow train` encodes them)", info["missing"])
+        log.warning(
+            "%d item texts not encoded within the time budget (zero vectors for now; "
+            "the next `shopflow train` encodes them)",
+            info["missing"],
+        )
     return out, info
 
 
-# -- models -----------------------------------------------------------------------------------------
+# -- models ----------------------------------------------------------------------------------------
 def make_model(
     name: str, settings: Settings, overrides: Mapping[str, Any] | None = None
 ) -> Recommender:
@@ -260,48 +220,50 @@ def validation_metrics(
 ) -> dict[str, float]:
     """HR@k and NDCG@k of ``targets`` under full ranking, each history's own items excluded."""
     from shopflow.eval.metrics import hit_rate_at_k, mean_metric, ndcg_at_k
+    from shopflow.eval.runner import rank_users
 
-    recs = np.full((len(histories), k), -1, dtype=np.int64)
-    for lo in range(0, len(histories), 512):
-        batch = list(histories[lo : lo + 512])
-        scores = model.score(batch)
-        mask_seen(scores, batch)
-        ids, _ = top_k(scores, k)
-        recs[lo : lo + len(batch), : ids.shape[1]] = ids
+    recs, _ = rank_users(model, histories, k, batch_size=512)
     return {
         f"hr@{k}": mean_metric(hit_rate_at_k(recs, targets, k)),
         f"ndcg@{k}": mean_metric(ndcg_at_k(recs, targets, k)),
     }
 
 
-def epoch_seconds(config: Any, data: InteractionData, steps: int = 3) -> float:
-    """About how long one sasrec epoch on ``data`` takes here (an upper bound): a few warm training
-    steps on full-width random batches, times the number of batches of an epoch."""
+def epoch_seconds(config: Any, data: InteractionData, rows: int = 32, steps: int = 2) -> float:
+    """About how long one sasrec epoch on ``data`` takes here, from the high side: a few warm
+    training steps on ``rows`` random full-width windows, scaled to the epoch's tokens."""
     import torch
 
     from shopflow.models.losses import full_softmax_ce
     from shopflow.models.sasrec import SASRec, SASRecConfig
+    from shopflow.models.sasrec_train import pick_device
 
     lengths = np.array([len(s) for s in data.sequences], dtype=np.int64)
-    windows = int(np.ceil((lengths[lengths >= 2] - 1) / config.max_len).sum())
-    if windows == 0:
+    targets = int((lengths[lengths >= 2] - 1).sum())  # one per item after a user's first
+    if targets == 0:
         return 0.0
+    t = config.max_len
     net_cfg = SASRecConfig(**{f.name: getattr(config, f.name) for f in fields(SASRecConfig)})
-    net = SASRec(replace(net_cfg, side_tokens=False, side_text=False), data.n_items).train()
+    device = pick_device(config.device)  # time it where it will train
+    net = SASRec(replace(net_cfg, side_tokens=False, side_text=False), data.n_items).to(device)
     gen = torch.Generator().manual_seed(0)
-    b = min(config.batch_size, windows)
-    x = torch.randint(1, data.n_items + 1, (b, config.max_len), generator=gen)  # (b, T)
-    y = torch.randint(0, data.n_items, (b, config.max_len), generator=gen)  # (b, T)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    x = torch.randint(1, data.n_items + 1, (rows, t), generator=gen).to(device)  # (rows, T)
+    y = torch.randint(0, data.n_items, (rows, t), generator=gen).to(device)  # (rows, T)
+    opt = torch.optim.AdamW(net.train().parameters(), lr=1e-3)
     with torch_threads():
         for step in range(steps + 1):
             if step == 1:  # the first step pays for one-off set-up
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
                 start = time.perf_counter()
             loss = full_softmax_ce(net(x), y, net.item_table())
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return (time.perf_counter() - start) / steps * np.ceil(windows / b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    per_token = (time.perf_counter() - start) / steps / (rows * t)
+    return per_token * targets
 
 
 @contextmanager
@@ -309,7 +271,8 @@ def torch_threads() -> Iterator[int]:
     """Torch threads limited to the cores not already busy (1-min load average), at least one.
 
     On a shared host spinning threads that wait for a busy core make torch several times slower
-    than one thread (measured: sasrec epoch 52 s with 2 threads, 15 s with 1, at load 10 on 2 cores).
+    than one thread (measured: a sasrec epoch took 52 s on 2 threads, 15 s on 1, at load 10 on 2
+    cores; MiniLM encoded 6.8 texts/s on 2 threads, 10.4 on 1).
     """
     import torch
 
@@ -324,17 +287,19 @@ def torch_threads() -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-def _capped(model: Recommender, data: InteractionData, seconds: float) -> str | None:
-    """Cap a torch model's training to ``seconds``; the reason to skip it when an epoch won't fit."""
-    estimate = 1.2 * epoch_seconds(model.config, data)
-    if estimate > seconds:
-        return f"one epoch takes about {estimate:.0f} s; {max(seconds, 0):.0f} s of the budget left"
+def cap_training(model: Recommender, seconds: float, epoch: float) -> str | None:
+    """Cap a torch model so that its training ends within ``seconds``, given about ``epoch`` seconds
+    per epoch (it stops after the epoch that passes ``max_seconds``); the reason when not even one
+    epoch fits."""
+    if epoch > seconds:
+        return f"one epoch takes about {epoch:.0f} s; {max(seconds, 0):.0f} s of the budget left"
     cap = getattr(model.config, "max_seconds", None)
-    model.config.max_seconds = seconds if cap is None else min(cap, seconds)  # type: ignore[attr-defined]
+    limit = max(seconds - epoch, 1e-3)
+    model.config.max_seconds = limit if cap is None else min(cap, limit)  # type: ignore[attr-defined]
     return None
 
 
-# -- the whole run ----------------------------------------------------------------------------------
+# -- the whole run ---------------------------------------------------------------------------------
 def train_bundle(
     store: Store,
     settings: Settings,
@@ -348,6 +313,7 @@ def train_bundle(
     seed: int = 0,
     encoder: Any = None,
     text_vectors: bool = True,
+    keep_bundles: int = 5,
 ) -> Path:
     """Fit ``models`` on the store's events before ``cutoff``, publish one bundle, return its path.
 
@@ -363,89 +329,49 @@ def train_bundle(
     progress
         Called with a :class:`StepReport` when each step starts and when it ends.
     time_budget_s
-        Wall-clock budget (from the start). The cheap models (trending, covisit, als, ...) always
-        come first and are always fitted; then item texts are encoded (cold items first) until
-        ``TEXT_SHARE`` of what is left is spent when a torch model follows (the rest keeps zero vectors
-        until the next run: the cache keeps what was done); then ``content``; then the torch models,
-        each capped to half of what is left (the other half for its offline check), or skipped with
-        the reason when one epoch would not fit.
+        Wall-clock budget from the start. The cheap models (trending, covisit, als, ...) come first
+        and are always fitted; item texts are then encoded, cold items first, until ``TEXT_SHARE``
+        of what is left is spent when a torch model follows (the rest keeps zero vectors until the
+        next run; the cache keeps what was done); then ``content``; then each torch model, capped
+        to half of what is left (the other half for its offline check), or skipped with the reason
+        when one epoch would not fit.
     overrides
         Per-model config overrides, e.g. ``{"sasrec": {"epochs": 1}}``.
     eval_users
         Users sampled for the offline check (0: no check).
     encoder
-        Text encoder (``encode(texts) -> (n, E)``, ``name``) for texts not in the cache.
+        Text encoder (default: ``TextEncoder`` cached under ``<data_dir>/cache``).
     text_vectors
-        Embed item texts (for content similarity, search and cold items); forced on for ``content``.
+        Embed item texts (content similarity, search, cold items); always on for ``content``.
+    keep_bundles
+        Older bundles beyond the newest ``keep_bundles`` are removed once the new one is current.
 
     Raises
     ------
     NoEvents
         The store has no event before the cutoff.
     """
-    report = progress or (lambda r: None)
-    start = time.perf_counter()
-
-    def left() -> float:
-        if time_budget_s is None:
-            return float("inf")
-        return time_budget_s - (time.perf_counter() - start)
-
-    fingerprint = store_fingerprint(store)
-    t0 = time.perf_counter()
-    report(StepReport("data", "running"))
-    data, columns = load_training_data(store, cutoff)
-    report(StepReport("data", "done", time.perf_counter() - t0, f"{data.n_interactions:,} "
-                      f"interactions, {data.n_users:,} users, {data.n_items:,} items"))
-    split = leave_one_out(data)
-    n_eval = min(eval_users, len(split.users))
-    sample = np.sort(np.random.default_rng(seed).permutation(len(split.users))[:n_eval])
-    check = _Check([split.valid_histories[i] for i in sample], split.valid_targets[sample])
-    fitted: dict[str, Recommender] = {}
-    steps: dict[str, StepReport] = {}
-
-    def fit(name: str, data: InteractionData) -> None:
-        report(StepReport(name, "running"))
-        steps[name] = step = _fit_step(name, settings, overrides, data, fitted, left)
-        if step.status == "fitted" and n_eval:
-            eval_data = replace(split.train, side=data.side)
-            step.metrics, step.detail = check.run(name, settings, overrides, eval_data, left())
-        report(step)
-
+    run = _Run(settings, overrides or {}, progress or (lambda r: None), time_budget_s)
     names = list(dict.fromkeys(models))
+    embed = text_vectors or bool(TEXT_MODELS & set(names))
+    if embed and encoder is None:
+        encoder = run.preload_encoder()  # loads while the data is read and the cheap models fit
+    fingerprint = store_fingerprint(store)
+    data, columns = run.step("data", lambda: load_training_data(store, cutoff))
+    run.split(data, eval_users, seed)
     for name in names:
         if name not in TEXT_MODELS | TORCH_MODELS:
-            fit(name, data)
-    text_info: dict[str, Any] = {}
-    vectors = None
-    if text_vectors or TEXT_MODELS & set(names):
-        t0 = time.perf_counter()
-        report(StepReport("text", "running"))
-        seconds = left() * (TEXT_SHARE if TORCH_MODELS & set(names) else 1.0)
-        counts = np.bincount(np.concatenate(data.sequences), minlength=data.n_items)
-        cold_first = np.lexsort((-counts, counts > 0))  # never-seen items, then the most seen
-        if encoder is None:
-            from shopflow.text.encoder import TextEncoder
-
-            encoder = TextEncoder(cache_dir=settings.data_dir / "cache")
-        vectors, text_info = item_vectors(columns.texts, encoder, cold_first, max(seconds, 0.0))
-        report(StepReport("text", "done", time.perf_counter() - t0,
-                          f"{text_info['encoded']:,} encoded, {text_info['cached']:,} from cache"
-                          + (f", {text_info['missing']:,} left for later" if text_info["missing"]
-                             else "")))
-        # models embed only what is encoded (from the cache): the rest waits for the next run
+            run.fit(name, data)
+    vectors, text_info = None, {}
+    if embed:
+        share = TEXT_SHARE if TORCH_MODELS & set(names) else 1.0
+        vectors, text_info = run.step("text", lambda: run.texts(columns, data, encoder, share))
+        # models embed only what was encoded (the cache has it); the rest waits for the next run
         done = set(text_info.pop("done"))
         texts = [t if i in done else None for i, t in enumerate(columns.texts)]
         data = replace(data, side=replace(data.side, text=texts))
-    for name in names:
-        if name in TEXT_MODELS:
-            fit(name, data)
-    for name in names:
-        if name in TORCH_MODELS:
-            fit(name, data)
-
-    t0 = time.perf_counter()
-    report(StepReport("write", "running"))
+    for name in [n for n in names if n in TEXT_MODELS] + [n for n in names if n in TORCH_MODELS]:
+        run.fit(name, data)
     manifest = {
         "training_cutoff": cutoff.isoformat() if cutoff else data.meta["last_event"],
         "cutoff_requested": cutoff.isoformat() if cutoff else None,
@@ -453,97 +379,153 @@ def train_bundle(
         "n_interactions": data.n_interactions,
         "features": FEATURES,
         "text": text_info,
-        "fit_seconds": {n: round(s.seconds, 3) for n, s in steps.items() if s.status == "fitted"},
-        "skipped": {n: s.detail for n, s in steps.items() if s.status == "skipped"},
-        "failed": {n: s.detail for n, s in steps.items() if s.status == "failed"},
-        "metrics": {
-            "protocol": f"{LOO_PROTOCOL}; validation item (second-to-last), sampled users",
-            "k": EVAL_K,
-            "n_users": n_eval,
-            "users": data.users.to_external(split.users[sample]),
-            "train_interactions": split.train.n_interactions,
-            "models": {n: s.metrics for n, s in steps.items() if s.metrics},
-        },
+        **run.summary(),
         "settings": {
-            "models": list(models),
+            "models": names,
             "event_weights": dict(settings.event_weights),
             "time_budget_s": time_budget_s,
             "eval_users": eval_users,
-            "configs": {n: asdict(m.config) for n, m in fitted.items() if is_dataclass(m.config)},
+            "configs": {n: asdict(m.config) for n, m in run.fitted.items()},
         },
     }
-    path = write_bundle(
-        BundleStore(settings.data_dir / "bundles"),
-        items=data.items,
-        users=data.users,
-        models=fitted,
-        item_columns=columns,
-        item_vectors=vectors,
-        histories=data.sequences,
-        manifest=manifest,
-    )
-    report(StepReport("write", "done", time.perf_counter() - t0, str(path)))
-    log.info("bundle %s: %s in %.1f s", path.name, ", ".join(fitted) or "no models",
-             time.perf_counter() - start)
+    bundles = BundleStore(settings.data_dir / "bundles")
+    path = run.step("write", lambda: write_bundle(
+        bundles, items=data.items, users=data.users, models=run.fitted, item_columns=columns,
+        item_vectors=vectors, histories=data.sequences, manifest=manifest))  # fmt: skip
+    bundles.prune(keep=keep_bundles)  # never the current one
+    log.info("bundle %s: %s in %.1f s", path.name, ", ".join(run.fitted) or "no models",
+             time.perf_counter() - run.start)  # fmt: skip
     return path
 
 
-def _fit_step(
-    name: str,
-    settings: Settings,
-    overrides: Mapping[str, Mapping[str, Any]] | None,
-    data: InteractionData,
-    fitted: dict[str, Recommender],
-    left: Callable[[], float],
-) -> StepReport:
-    """Fit one model into ``fitted``; a failure or a spent budget is reported, never raised."""
-    t0 = time.perf_counter()
-    try:
-        model = make_model(name, settings, (overrides or {}).get(name))
-        reason = None
-        if name in TEXT_MODELS and not any(data.side.text or ()):
-            reason = "no item text encoded"
-        elif name in TORCH_MODELS and left() != float("inf"):
-            reason = _capped(model, data, left() / 2)
-        if reason is not None:
-            log.warning("model %s left out: %s", name, reason)
-            return StepReport(name, "skipped", detail=reason)
-        with torch_threads() if name in TORCH_MODELS else nullcontext():
-            fitted[name] = model.fit(data)
-        return StepReport(name, "fitted", time.perf_counter() - t0)
-    except Exception as exc:  # one model's failure must not cost the others their bundle
-        log.exception("model %s failed to fit; it is left out of the bundle", name)
-        return StepReport(name, "failed", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
-
-
 @dataclass
-class _Check:
-    """The offline check: validation targets of the sampled users and their histories."""
+class _Run:
+    """One training run: the budget clock, the offline-check sample, fitted models, step reports."""
 
-    histories: list[np.ndarray]
-    targets: np.ndarray
+    settings: Settings
+    overrides: Mapping[str, Mapping[str, Any]]
+    report: Progress
+    budget: float | None
+    start: float = field(default_factory=time.perf_counter)
+    fitted: dict[str, Recommender] = field(default_factory=dict)
+    steps: dict[str, StepReport] = field(default_factory=dict)
+    epoch_s: float = 0.0  # estimated seconds of one epoch of the torch model being fitted
+    loading: Any = None  # the thread loading the text encoder, if any
 
-    def run(
-        self,
-        name: str,
-        settings: Settings,
-        overrides: Mapping[str, Mapping[str, Any]] | None,
-        train: InteractionData,
-        seconds: float,
-    ) -> tuple[dict[str, float], str]:
-        """Validation HR/NDCG@10 of a copy of the model fitted on the leave-one-out train part."""
-        if name in TORCH_MODELS and seconds <= 0:
-            return {}, "offline check skipped: time budget spent"
+    def left(self) -> float:
+        """Seconds of the budget left (inf without a budget)."""
+        if self.budget is None:
+            return float("inf")
+        return self.budget - (time.perf_counter() - self.start)
+
+    def step(self, name: str, work: Callable[[], Any]) -> Any:
+        """Run ``work`` between a ``running`` and a ``done`` report (with a short summary)."""
+        self.report(StepReport(name, "running"))
+        t0 = time.perf_counter()
+        out = work()
+        self.report(StepReport(name, "done", time.perf_counter() - t0, _summary(name, out)))
+        return out
+
+    def split(self, data: InteractionData, eval_users: int, seed: int) -> None:
+        """Leave-one-out split and the users sampled for the offline check."""
+        self.loo = leave_one_out(data)
+        n = min(eval_users, len(self.loo.users))
+        self.sample = np.sort(np.random.default_rng(seed).permutation(len(self.loo.users))[:n])
+
+    def preload_encoder(self) -> Any:
+        """The default text encoder (cached under ``<data_dir>/cache``), loading in a thread."""
+        import threading
+
+        from shopflow.text.encoder import TextEncoder
+
+        encoder = TextEncoder(cache_dir=self.settings.data_dir / "cache")
+        self.loading = threading.Thread(target=lambda: encoder.model, daemon=True)
+        self.loading.start()  # an error here shows again, raised, on the first encode
+        return encoder
+
+    def texts(
+        self, columns: ItemColumns, data: InteractionData, encoder: Any, share: float
+    ) -> tuple[np.ndarray | None, dict[str, Any]]:
+        """Item text vectors within ``share`` of the budget left, never-seen items first."""
+        counts = np.bincount(np.concatenate(data.sequences), minlength=data.n_items)
+        cold_first = np.lexsort((-counts, counts > 0))  # never-seen items, then the most seen
+        if self.loading is not None:
+            self.loading.join()
+        return item_vectors(
+            columns.texts, encoder, cold_first.tolist(), max(self.left() * share, 0.0)
+        )
+
+    def fit(self, name: str, data: InteractionData) -> None:
+        """Fit ``name`` on ``data`` into ``fitted``, then its offline check; never raises."""
+        self.report(StepReport(name, "running"))
+        t0 = time.perf_counter()
         try:
-            model = make_model(name, settings, (overrides or {}).get(name))
-            if name in TORCH_MODELS and seconds != float("inf"):
-                cap = getattr(model.config, "max_seconds", None)
-                model.config.max_seconds = seconds if cap is None else min(cap, seconds)  # type: ignore[attr-defined]
+            model = make_model(name, self.settings, self.overrides.get(name))
+            reason = None
+            if name in TEXT_MODELS and not any(data.side.text or ()):
+                reason = "no item text encoded"
+            elif name in TORCH_MODELS and self.left() != float("inf"):
+                self.epoch_s = 1.2 * epoch_seconds(model.config, data)
+                reason = cap_training(model, self.left() / 2, self.epoch_s)
+            if reason is not None:
+                log.warning("model %s left out: %s", name, reason)
+                step = StepReport(name, "skipped", detail=reason)
+            else:
+                with torch_threads() if name in TORCH_MODELS else nullcontext():
+                    self.fitted[name] = model.fit(data)
+                step = StepReport(name, "fitted", time.perf_counter() - t0)
+        except Exception as exc:  # one model's failure must not cost the others their bundle
+            log.exception("model %s failed to fit; it is left out of the bundle", name)
+            step = StepReport(
+                name, "failed", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
+            )
+        if step.status == "fitted" and len(self.sample):
+            step.metrics, step.detail = self.check(name, replace(self.loo.train, side=data.side))
+        self.steps[name] = step
+        self.report(step)
+
+    def check(self, name: str, train: InteractionData) -> tuple[dict[str, float], str]:
+        """Validation HR/NDCG@10 of a copy of the model fitted on the leave-one-out train part."""
+        try:
+            model = make_model(name, self.settings, self.overrides.get(name))
+            limited = name in TORCH_MODELS and self.left() != float("inf")
+            if limited and cap_training(model, self.left(), self.epoch_s) is not None:
+                return {}, "offline check skipped: time budget spent"
             with torch_threads() if name in TORCH_MODELS else nullcontext():
-                return validation_metrics(model.fit(train), self.histories, self.targets), ""
+                model.fit(train)
+            hist = [self.loo.valid_histories[i] for i in self.sample]
+            return validation_metrics(model, hist, self.loo.valid_targets[self.sample]), ""
         except Exception as exc:
             log.exception("offline check of %s failed", name)
             return {}, f"offline check failed: {type(exc).__name__}: {exc}"
+
+    def summary(self) -> dict[str, Any]:
+        """The manifest's fit times, left-out models and offline metrics."""
+        by = {s: {n: r for n, r in self.steps.items() if r.status == s} for s in STATUSES}
+        return {
+            "fit_seconds": {n: round(r.seconds, 3) for n, r in by["fitted"].items()},
+            "skipped": {n: r.detail for n, r in by["skipped"].items()},
+            "failed": {n: r.detail for n, r in by["failed"].items()},
+            "metrics": {
+                "protocol": f"{LOO_PROTOCOL}; validation item (second-to-last), sampled users",
+                "k": EVAL_K,
+                "n_users": len(self.sample),
+                "users": self.loo.train.users.to_external(self.loo.users[self.sample]),
+                "train_interactions": self.loo.train.n_interactions,
+                "models": {n: r.metrics for n, r in self.steps.items() if r.metrics},
+            },
+        }
+
+
+def _summary(name: str, out: Any) -> str:
+    if name == "data":
+        d = out[0]
+        return f"{d.n_interactions:,} interactions, {d.n_users:,} users, {d.n_items:,} items"
+    if name == "text":
+        i = out[1]
+        later = f", {i['missing']:,} left for later" if i["missing"] else ""
+        return f"{i['encoded']:,} encoded, {i['cached']:,} from cache{later}"
+    return str(out)
 
 
 def parse_cutoff(text: str | None) -> datetime | None:

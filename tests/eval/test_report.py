@@ -112,20 +112,52 @@ def test_cli_benchmark_dataset_with_hand_checked_numbers(tmp_path: Path) -> None
     assert first == {"model": "pop", "user_id": "1", "items": ["4", "5", "6"], "target": "4"}
 
 
-def test_cli_imports_a_file_and_uses_the_time_split(tmp_path: Path) -> None:
+def _events_csv(tmp_path: Path) -> Path:
     rows = ["user_id,item_id,type,timestamp"]
     t = 1_714_557_600
     for u in range(8):
         for j in range(6):
             rows.append(f"u{u},i{(u + j) % 10},view,{t + 3600 * (u + 10 * j)}")
-    csv = tmp_path / "events.csv"
-    csv.write_text("\n".join(rows) + "\n")
+    path = tmp_path / "events.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_cli_imports_a_file_and_uses_the_time_split(tmp_path: Path) -> None:
+    csv = _events_csv(tmp_path)
     res = _cli(["--dataset", str(csv), "--format", "csv", "--models", "pop", "--k", "5"], tmp_path)
     assert res.exit_code == 0, res.output
     reports = list((tmp_path / "data" / "reports").glob("events-*/report.md"))
     assert len(reports) == 1  # default folder: SHOPFLOW_DATA_DIR/reports/<dataset>-<time>
     text = reports[0].read_text()
     assert "Time split" in text and "own history excluded" in text
+    assert not (tmp_path / "data" / "shopflow.db").exists()  # imported into a temporary store
+
+
+def test_cli_evaluates_the_configured_store(tmp_path: Path) -> None:
+    from shopflow.ingest.importers import run_import
+    from shopflow.store.store import Store
+
+    store = Store.from_url(f"sqlite:///{tmp_path / 'shop.db'}")
+    run_import("csv", _events_csv(tmp_path), store)
+    store.close()
+    out = tmp_path / "rep"
+    args = [
+        "--store",
+        "--models",
+        "pop",
+        "--k",
+        "5",
+        "--out",
+        str(out),
+        "--json",
+        str(out / "x.json"),
+    ]
+    res = _cli(args, tmp_path, SHOPFLOW_DATABASE_URL=f"sqlite:///{tmp_path / 'shop.db'}")
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "x.json").read_text())
+    assert saved["dataset"] == "store" and saved["protocol"] == "time"
+    assert saved["n_users"] == 8 and saved["n_items"] == 10 and saved["n_interactions"] == 48
 
 
 @pytest.mark.parametrize(

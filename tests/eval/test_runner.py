@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from shopflow.errors import NotFound
-from shopflow.eval.runner import evaluate, measure, popularity_profile
+from shopflow.eval.measure import measure
+from shopflow.eval.ranking import popularity_profile
+from shopflow.eval.runner import evaluate
 from shopflow.eval.split import leave_one_out
 from shopflow.features.sequences import InteractionData
 from shopflow.models.base import ModelConfig, Recommender

@@ -1,4 +1,4 @@
-"""Bundle format: what write_bundle writes, load_bundle reads back identically, failures publish nothing."""
+"""Bundles: load_bundle reads back what write_bundle wrote; a failed write publishes nothing."""
 
 from __future__ import annotations
 
@@ -20,16 +20,19 @@ from shopflow.models.bundle import (
     model_class,
     write_bundle,
 )
-from shopflow.models.registry import get_model
 from shopflow.models.popular import Trending
+from shopflow.models.registry import get_model
 from shopflow.store.bundles import BundleStore
 from shopflow.store.idmap import IdMap
 
 ITEMS = IdMap(["a", "b", "c", "d", "e"])
 USERS = IdMap(["u1", "u2", "u3"])
 SEQS = [np.array([0, 1, 2, 1]), np.array([1, 2, 3]), np.array([0, 4])]
-TYPES = [np.array(["view", "view", "purchase", "view"]), np.array(["view", "purchase", "purchase"]),
-         np.array(["view", "add_to_cart"])]
+TYPES = [
+    np.array(["view", "view", "purchase", "view"]),
+    np.array(["view", "purchase", "purchase"]),
+    np.array(["view", "add_to_cart"]),
+]
 TIMES = [np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.5, 3.5]), np.array([5.0, 6.0])]
 HISTORIES = [np.array([0]), np.array([1, 2]), np.array([3, 0, 4]), np.array([], dtype=np.int64)]
 
@@ -70,9 +73,17 @@ def test_write_then_load_gives_identical_scores_columns_vectors_and_histories(
     models = fitted()
     vectors = np.array([[3, 4], [0, 0], [1, 0], [0, 2], [1, 1]], dtype=np.float32)
     bundles = BundleStore(tmp_path / "bundles")
-    path = write_bundle(bundles, items=ITEMS, users=USERS, models=models, item_columns=columns(),
-                        item_vectors=vectors, histories=SEQS, max_history=3,
-                        manifest={"training_cutoff": "2026-01-01T00:00:00+00:00"})
+    path = write_bundle(
+        bundles,
+        items=ITEMS,
+        users=USERS,
+        models=models,
+        item_columns=columns(),
+        item_vectors=vectors,
+        histories=SEQS,
+        max_history=3,
+        manifest={"training_cutoff": "2026-01-01T00:00:00+00:00"},
+    )
     assert bundles.current() == path
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["models"] == {n: f"models/{n}" for n in models}
@@ -86,19 +97,26 @@ def test_write_then_load_gives_identical_scores_columns_vectors_and_histories(
     for name, model in models.items():
         assert type(bundle.models[name]) is type(model)
         np.testing.assert_array_equal(bundle.models[name].score(HISTORIES), model.score(HISTORIES))
-        np.testing.assert_array_equal(bundle.models[name].similar_items(2, k=3)[0],
-                                      model.similar_items(2, k=3)[0])
+        np.testing.assert_array_equal(
+            bundle.models[name].similar_items(2, k=3)[0], model.similar_items(2, k=3)[0]
+        )
     cols = bundle.item_columns
     assert cols.titles == ["Tea", "Cup", None, "Pot", "Lid"]
-    assert cols.paths == [("Kitchen", "Tea"), ("Kitchen",), (), ("Kitchen", "Pots"),
-                          ("Kitchen", "Pots")]
+    assert cols.paths == [
+        ("Kitchen", "Tea"),
+        ("Kitchen",),
+        (),
+        ("Kitchen", "Pots"),
+        ("Kitchen", "Pots"),
+    ]
     assert cols.brands == ["Acme", None, None, "Acme", "Bolt"]
     np.testing.assert_array_equal(cols.price, [3.5, np.nan, 1.0, 20.0, 2.0])
     assert cols.stock.tolist() == [5, -1, 0, 2, -1]
     assert cols.in_catalogue.tolist() == [True, True, False, True, True]
     # rows scaled to unit length, the zero row stays zero
-    np.testing.assert_allclose(bundle.item_vectors,
-                               [[0.6, 0.8], [0, 0], [1, 0], [0, 1], [0.70710677, 0.70710677]])
+    np.testing.assert_allclose(
+        bundle.item_vectors, [[0.6, 0.8], [0, 0], [1, 0], [0, 1], [0.70710677, 0.70710677]]
+    )
     assert bundle.item_vectors.dtype == np.float32
     assert bundle.history("u1").tolist() == [1, 2, 1]  # the last max_history=3 items
     assert bundle.history("u3").tolist() == [0, 4]
@@ -109,12 +127,16 @@ def test_write_then_load_gives_identical_scores_columns_vectors_and_histories(
 
 def test_a_failure_while_writing_leaves_the_previous_bundle_current(tmp_path: Path) -> None:
     bundles = BundleStore(tmp_path / "bundles")
-    first = write_bundle(bundles, items=ITEMS, users=USERS, models=fitted(),
-                         item_columns=columns())
+    first = write_bundle(bundles, items=ITEMS, users=USERS, models=fitted(), item_columns=columns())
     broken = Unsaveable().fit(data())
     with pytest.raises(OSError, match="No space left"):
-        write_bundle(bundles, items=ITEMS, users=USERS, models={**fitted(), "trending": broken},
-                     item_columns=columns())
+        write_bundle(
+            bundles,
+            items=ITEMS,
+            users=USERS,
+            models={**fitted(), "trending": broken},
+            item_columns=columns(),
+        )
     assert bundles.current() == first
     assert bundles.versions() == [first.name]
     assert [p.name for p in (tmp_path / "bundles").iterdir() if p.name.startswith(".")] == []
@@ -125,11 +147,18 @@ def test_inconsistent_inputs_are_refused_before_anything_is_written(tmp_path: Pa
     bundles = BundleStore(tmp_path / "bundles")
     small = get_model("pop").fit(InteractionData("s", USERS, IdMap(["a"]), [np.array([0])] * 3))
     with pytest.raises(ValueError, match="knows 1 items, the bundle 5"):
-        write_bundle(bundles, items=ITEMS, users=USERS, models={"pop": small},
-                     item_columns=columns())
+        write_bundle(
+            bundles, items=ITEMS, users=USERS, models={"pop": small}, item_columns=columns()
+        )
     with pytest.raises(ValueError, match="item_vectors has 2 rows"):
-        write_bundle(bundles, items=ITEMS, users=USERS, models={}, item_columns=columns(),
-                     item_vectors=np.ones((2, 3)))
+        write_bundle(
+            bundles,
+            items=ITEMS,
+            users=USERS,
+            models={},
+            item_columns=columns(),
+            item_vectors=np.ones((2, 3)),
+        )
     assert bundles.versions() == []
 
 
@@ -139,7 +168,7 @@ def test_load_errors_say_what_to_do(tmp_path: Path) -> None:
     bundles = BundleStore(tmp_path / "bundles")
     path = write_bundle(bundles, items=ITEMS, users=USERS, models=fitted(), item_columns=columns())
     (path / "items.parquet").unlink()
-    with pytest.raises(BundleError, match="lacks items.parquet: retrain"):
+    with pytest.raises(BundleError, match=r"lacks items\.parquet: retrain"):
         load_bundle(path)
     with pytest.raises(NotFound, match="known models: als, bpr"):
         model_class("nope")
@@ -147,8 +176,13 @@ def test_load_errors_say_what_to_do(tmp_path: Path) -> None:
 
 
 def test_loading_imports_no_training_code_and_reports_its_time(tmp_path: Path) -> None:
-    path = write_bundle(BundleStore(tmp_path / "b"), items=ITEMS, users=USERS, models=fitted(),
-                        item_columns=columns())
+    path = write_bundle(
+        BundleStore(tmp_path / "b"),
+        items=ITEMS,
+        users=USERS,
+        models=fitted(),
+        item_columns=columns(),
+    )
     code = (
         "import sys; from shopflow.models.bundle import load_bundle; "
         f"b = load_bundle({str(path)!r}); "

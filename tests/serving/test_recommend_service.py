@@ -13,7 +13,7 @@ import pytest
 
 from shopflow.config import Settings, load_settings
 from shopflow.errors import NotFound, ValidationFailed
-from shopflow.ingest.schema import Consent, Event, User
+from shopflow.ingest.schema import Consent, Event, Item, User
 from shopflow.ranking import BlendRanker, RankContext
 from shopflow.ranking.explain import ExplainContext, explain
 from shopflow.ranking.rules import Filters, allowed, diversify
@@ -22,6 +22,7 @@ from shopflow.retrieval.merge import SourceHits, aggregate, merge
 from shopflow.serving.recommend import RecommendService
 from shopflow.store.idmap import IdMap
 from shopflow.store.online import MemoryState
+from shopflow.store.store import Store
 from tests.serving import recommend_shop as shop
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
@@ -393,6 +394,17 @@ def test_without_any_bundle_the_catalogue_answers(tmp_path: Path) -> None:
     item = shop.fitted().shop.items[3].item_id
     _record(svc, [_view("anyone", item, 0)])
     assert svc.home("anyone", n=5).strategy == "home:session"
+    svc.close()
+    store.close()
+
+
+def test_a_catalogue_without_any_text_answers_an_empty_search(tmp_path: Path) -> None:
+    store = Store.from_url(f"sqlite:///{tmp_path / 'bare.db'}")
+    store.catalogue.upsert([Item(item_id=f"sku{i}") for i in range(4)])  # ids only (like S3-Rec)
+    svc = RecommendService(store, MemoryState(), _settings(tmp_path))
+    svc.start()
+    assert svc.search("anything", n=5).items == []
+    assert len(svc.home("someone", n=3).items) == 3
     svc.close()
     store.close()
 

@@ -42,9 +42,10 @@ from shopflow.eval import segments as seg
 from shopflow.eval.beyond import category_codes, item_counts
 from shopflow.eval.measure import Cost, machine_info, measure, memory_text
 from shopflow.eval.metrics import evaluate_topk, hit_ndcg_from_scores, mean_metric, ndcg_at_k
+from shopflow.eval.ranking import PREDICTIONS_K, popularity_profile, rank_users, write_predictions
 from shopflow.eval.split import leave_one_out, sampled_negatives, time_split
 from shopflow.features.sequences import InteractionData
-from shopflow.models.base import Recommender, mask_seen, top_k
+from shopflow.models.base import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ Progress = Callable[[str, int, int], None]  # (label, done, total); a new label 
 ModelSpec = str | Recommender
 PROTOCOLS = ("loo", "time")
 TUNE_METRIC, TUNE_K = "ndcg", 10
-PREDICTIONS_K = 100
 RANKING_TEXT = (
     "Full ranking: each test user's target is ranked against every item of the catalogue, with "
     "the user's own history excluded (those items can be neither recommended nor hit); equal "
@@ -184,54 +184,6 @@ def _combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 def reference_k(ks: Sequence[int]) -> int:
     """The K of single-K summaries (popularity profile, segments, plots): 10 if asked, else max."""
     return 10 if 10 in ks else max(ks)
-
-
-# -- ranking ---------------------------------------------------------------------------------------
-def rank_users(
-    model: Recommender,
-    histories: Sequence[np.ndarray],
-    width: int,
-    batch_size: int = 1024,
-    candidates: np.ndarray | None = None,
-    on_batch: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Top-``width`` items per history (own history excluded, -1 padded), full ranking.
-
-    With ``candidates`` (n, 1 + negatives; column 0 the target) also returns the masked scores of
-    those candidates, for the sampled-negative metrics.
-    """
-    n = len(histories)
-    recs = np.full((n, width), -1, dtype=np.int64)
-    cand_scores = None if candidates is None else np.empty(candidates.shape, dtype=np.float32)
-    for start in range(0, n, batch_size):
-        batch = histories[start : start + batch_size]
-        scores = model.score(batch)  # (B, n_items)
-        mask_seen(scores, batch)
-        ids, _ = top_k(scores, width)
-        recs[start : start + len(batch), : ids.shape[1]] = ids
-        if candidates is not None and cand_scores is not None:
-            cand = candidates[start : start + len(batch)]
-            cand_scores[start : start + len(batch)] = np.take_along_axis(scores, cand, axis=1)
-        if on_batch is not None:
-            on_batch(len(batch))
-    return recs, cand_scores
-
-
-def popularity_profile(recs: np.ndarray, counts: np.ndarray, bins: int = 10) -> list[float]:
-    """Share of recommendation slots per popularity decile of the catalogue (most popular first).
-
-    Items are ranked by training interactions (ties by lower index); decile 0 holds the most
-    popular tenth of the catalogue. ``recs`` may be a 1-D array of items (e.g. the targets).
-    """
-    order = np.lexsort((np.arange(len(counts)), -np.asarray(counts)))
-    rank = np.empty(len(counts), dtype=np.int64)
-    rank[order] = np.arange(len(counts))
-    flat = np.asarray(recs, dtype=np.int64).ravel()
-    flat = flat[flat >= 0]
-    if len(flat) == 0:
-        return [0.0] * bins
-    hist = np.bincount(rank[flat] * bins // len(counts), minlength=bins)
-    return (hist / hist.sum()).tolist()
 
 
 # -- the runner ------------------------------------------------------------------------------------
@@ -473,27 +425,3 @@ def _sampled_metrics(
         out[f"sampled{n}_hit_rate@{k}"] = float(hr.mean())
         out[f"sampled{n}_ndcg@{k}"] = float(ndcg.mean())
     return out
-
-
-def write_predictions(
-    path: str | Path,
-    model: str,
-    data: InteractionData,
-    users: np.ndarray,
-    recs: np.ndarray,
-    targets: Any,
-) -> None:
-    """Append one JSON line per user: model, user_id, items (top 100, own ids), target."""
-    ext_users, ext_items = data.users.external_ids, data.items.external_ids
-    with open(path, "a", encoding="utf-8") as fh:
-        for u, row, target in zip(users.tolist(), recs, targets, strict=True):
-            items = [ext_items[i] for i in row[:PREDICTIONS_K].tolist() if i >= 0]
-            tgt: Any = (
-                ext_items[int(target)]
-                if np.ndim(target) == 0
-                else [ext_items[int(t)] for t in np.asarray(target).tolist()]
-            )
-            fh.write(
-                json.dumps({"model": model, "user_id": ext_users[u], "items": items, "target": tgt})
-                + "\n"
-            )

@@ -75,13 +75,58 @@ class ItemColumns:
 
     def __post_init__(self) -> None:
         n = len(self.ids)
-        for name in ("titles", "texts", "brands", "paths", "price", "stock", "created_at",
-                     "in_catalogue"):
+        for name in (
+            "titles",
+            "texts",
+            "brands",
+            "paths",
+            "price",
+            "stock",
+            "created_at",
+            "in_catalogue",
+        ):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"ItemColumns.{name} has {len(getattr(self, name))} rows, ids {n}")
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @classmethod
+    def from_catalogue(cls, catalogue: Any, ids: IdMap) -> ItemColumns:
+        """Rows of a catalogue frame (``Catalogue.to_polars``) aligned with ``ids``; ids the
+        catalogue lacks (items known only from events) get empty rows."""
+        row_of = {e: r for r, e in enumerate(catalogue["item_id"].to_list())}
+        idx = np.array([row_of.get(e, -1) for e in ids.external_ids], dtype=np.int64)
+        ok = idx >= 0
+
+        def column(name: str) -> list[Any]:
+            values = catalogue[name].to_list()
+            return [values[r] if r >= 0 else None for r in idx]
+
+        def array(values: np.ndarray, fill: float, dtype: Any) -> np.ndarray:
+            out = np.full(len(idx), fill, dtype=dtype)
+            out[ok] = values[idx[ok]]
+            return out
+
+        titles, brands, descs = column("title"), column("brand"), column("description")
+        paths = [tuple(p or ()) for p in column("categories")]
+        texts = [
+            item_text(t, b, p, d) if r >= 0 else None
+            for t, b, p, d, r in zip(titles, brands, paths, descs, idx, strict=True)
+        ]
+        created = catalogue["created_at"].dt.epoch("us").to_numpy().astype(np.float64) / 1e6
+        stock = catalogue["stock"].fill_null(UNTRACKED_STOCK).to_numpy().astype(np.int64)
+        return cls(
+            ids=ids,
+            titles=titles,
+            texts=texts,
+            brands=[b or None for b in brands],
+            paths=paths,
+            price=array(catalogue["price"].to_numpy().astype(np.float64), np.nan, np.float64),
+            stock=array(stock, UNTRACKED_STOCK, np.int64),
+            created_at=array(created, np.nan, np.float64),
+            in_catalogue=ok,
+        )
 
     def table_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``ItemTable.build`` (all but ``ids``)."""
@@ -110,9 +155,15 @@ class ItemColumns:
                 "in_catalogue": self.in_catalogue,
             },
             schema={
-                "item_id": pl.String, "title": pl.String, "text": pl.String, "brand": pl.String,
-                "categories": pl.List(pl.String), "price": pl.Float64, "stock": pl.Int64,
-                "created_at": pl.Float64, "in_catalogue": pl.Boolean,
+                "item_id": pl.String,
+                "title": pl.String,
+                "text": pl.String,
+                "brand": pl.String,
+                "categories": pl.List(pl.String),
+                "price": pl.Float64,
+                "stock": pl.Int64,
+                "created_at": pl.Float64,
+                "in_catalogue": pl.Boolean,
             },
         )
         frame.write_parquet(path)
@@ -167,6 +218,20 @@ class LoadedBundle:
         if u < 0 or self.history_indptr is None or self.history_items is None:
             return np.empty(0, dtype=np.int64)
         return self.history_items[self.history_indptr[u] : self.history_indptr[u + 1]]
+
+
+def item_text(
+    title: str | None, brand: str | None, categories: Sequence[str], description: str | None
+) -> str | None:
+    """The text an item is embedded by: exactly ``text.search.item_text`` (title, brand, category
+    path, description), so that the search index finds its vectors in the encoder's cache."""
+    from shopflow.ingest.schema import Item
+    from shopflow.text.search import item_text as search_text
+
+    item = Item.model_construct(
+        title=title or "", brand=brand, categories=list(categories), description=description or ""
+    )
+    return search_text(item) or None
 
 
 def write_bundle(
@@ -298,7 +363,9 @@ def load_bundle(path: str | Path) -> LoadedBundle:
         if len(indptr) != len(users) + 1:
             raise BundleError(f"{HISTORIES} of {path} does not follow the user map")
     seconds = time.perf_counter() - start
-    log.info("loaded bundle %s (%d models) in %.2f s", manifest.get("version"), len(models), seconds)
+    log.info(
+        "loaded bundle %s (%d models) in %.2f s", manifest.get("version"), len(models), seconds
+    )
     return LoadedBundle(
         path=path,
         manifest=manifest,
@@ -324,11 +391,13 @@ def model_class(name: str) -> type[Recommender]:
         from shopflow.models.sasrec_model import SASRecModel
 
         return SASRecModel
-    raise NotFound(f"unknown model {name!r}; known models: {', '.join(sorted([*MODELS, 'sasrec']))}")
+    raise NotFound(
+        f"unknown model {name!r}; known models: {', '.join(sorted([*MODELS, 'sasrec']))}"
+    )
 
 
 def load_current(root: str | Path) -> LoadedBundle | None:
-    """The bundle in force under ``root`` (``<data_dir>/bundles``), or None when none was trained."""
+    """The bundle in force under ``root`` (``<data_dir>/bundles``); None when none was trained."""
     current = BundleStore(root).current()
     return load_bundle(current) if current is not None else None
 

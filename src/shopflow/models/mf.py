@@ -25,6 +25,7 @@ Example
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +98,9 @@ class _Factorised(Recommender):
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         self._solver = None
 
-    def _make(self):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
+    @abstractmethod
+    def _make(self) -> Any:
+        """The unfitted implicit model."""
 
     def _vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Item vectors (n_items, f) and item bias (n_items,) used for scoring."""
@@ -140,7 +142,7 @@ class ALS(_Factorised):
     config_cls = ALSConfig
     config: ALSConfig
 
-    def _make(self):  # type: ignore[no-untyped-def]
+    def _make(self) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
 
         cfg = self.config
@@ -192,7 +194,7 @@ class BPR(_Factorised):
     config_cls = BPRConfig
     config: BPRConfig
 
-    def _make(self):  # type: ignore[no-untyped-def]
+    def _make(self) -> Any:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         cfg = self.config

@@ -8,10 +8,10 @@ validate on the second-to-last). Side information from ``data.side`` is turned i
 
 Example
 -------
->>> model = SASRecModel(epochs=50, side_tokens=True).fit(train_data)      # doctest: +SKIP
->>> ids, scores = model.recommend([np.array([3, 5, 8])], k=10)            # doctest: +SKIP
->>> user_state = model.encode([np.array([3, 5, 8])])    # (1, D), for an ANN index over
->>> item_vecs = model.item_vectors()                    # (N, D)          # doctest: +SKIP
+>>> model = SASRecModel(epochs=50, side_tokens=True).fit(train_data)       # doctest: +SKIP
+>>> ids, scores = model.recommend([np.array([3, 5, 8])], k=10)             # doctest: +SKIP
+>>> index = ExactIndex().build(model.item_vectors())  # or FaissIndex      # doctest: +SKIP
+>>> index.search(model.encode([np.array([3, 5, 8])]), k=10, exclude=[[3, 5, 8]])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ STATE = "sasrec_state.json"
 
 @dataclass
 class SASRecModelConfig(ModelConfig, TrainConfig, SASRecConfig):
-    """Every setting of the model, flat: network shape, training, and the two below."""
+    """Every setting of the model, flat: network shape, training, and the three below."""
 
     validation: bool = True  # hold out each user's last item for early stopping on NDCG@10
     max_val_users: int | None = None  # rank for a random subset of validation users (speed)
@@ -116,6 +116,19 @@ class SASRecModel(Recommender):
         self.net: SASRec | None = None
         self.result: TrainResult | None = None
         self.vocab: list[str] = []
+        self._monitor: tuple[Sequence[np.ndarray], np.ndarray] | None = None
+
+    def fit(
+        self,
+        data: InteractionData,
+        monitor: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
+    ) -> SASRecModel:
+        """Learn from ``data``; ``monitor`` = (histories, targets) is only logged, per epoch."""
+        self._monitor = monitor
+        try:
+            return super().fit(data)
+        finally:
+            self._monitor = None
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -139,12 +152,16 @@ class SASRecModel(Recommender):
             seqs = [s[:-1] if len(s) >= 2 else s for s in seqs]
         counts = np.bincount(np.concatenate(seqs), minlength=data.n_items) if seqs else None
         self.net = self._build(data.side, data.n_items)
+        monitor = None
+        if self._monitor is not None:
+            monitor = make_eval_set(self._monitor[0], self._monitor[1], cfg.max_len)
         self.result = train_sasrec(
             self.net,
             seqs,
             _sub(cfg, TrainConfig),
             val,
             torch.as_tensor(counts) if counts is not None else None,
+            monitor,
         )
 
     def _build(self, side: ItemSide, n_items: int) -> SASRec:

@@ -192,6 +192,7 @@ def train_sasrec(
     cfg: TrainConfig,
     val: EvalSet | None = None,
     item_counts: Tensor | None = None,
+    monitor: EvalSet | None = None,
 ) -> TrainResult:
     """Train ``net`` in place on ``sequences`` (item ids 0..N-1, oldest first); keep the best state.
 
@@ -207,6 +208,9 @@ def train_sasrec(
         Validation users for early stopping on NDCG@10; ``None`` trains ``cfg.epochs`` epochs.
     item_counts
         Training frequency of each item (N,), for ``sampler="popularity"``.
+    monitor
+        Optional extra users evaluated and logged (``monitor_*``) at every validation, never used
+        for any decision — for learning curves in benchmarks (e.g. quality against time).
 
     Returns
     -------
@@ -266,6 +270,11 @@ def train_sasrec(
                 best_state = copy.deepcopy(net.state_dict())
             else:
                 stale += 1
+            if monitor is not None:
+                wall, cpu = time.perf_counter(), time.process_time()
+                row.update({f"monitor_{k}": v for k, v in evaluate(net, monitor).items()})
+                start += time.perf_counter() - wall  # monitoring is not counted in the clocks
+                start_cpu += time.process_time() - cpu
         row["train_seconds"] = train_seconds  # this epoch, without evaluation
         row["seconds"] = time.perf_counter() - start  # since the start, evaluations included
         row["cpu_seconds"] = time.process_time() - start_cpu  # all threads; robust to a busy host

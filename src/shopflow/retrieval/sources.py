@@ -89,9 +89,10 @@ class SourceSet:
         self.recency_decay = recency_decay
         self.lock = threading.RLock()  # guards the co-visitation model (updated online)
         self._updates = 0
-        self.covisit: Any = models.get("covisit")
-        self.als: Any = models.get("als")
-        self.sasrec: Any = models.get("sasrec")
+        found: dict[str, Any] = dict(models)
+        self.covisit: Any = found.get("covisit")
+        self.als: Any = found.get("als")
+        self.sasrec: Any = found.get("sasrec")
         self.names = sorted(models)
         self.seq_vectors: np.ndarray | None = None
         self.seq_index: ItemIndex | None = None

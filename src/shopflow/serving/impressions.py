@@ -142,7 +142,7 @@ class ImpressionLog:
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per strategy: impressions, items shown, and attributed clicks, carts and purchases."""
         with self._lock:
-            out = {s: dict(c) for s, c in self._counts.items()}
+            out: dict[str, dict[str, Any]] = {s: dict(c) for s, c in self._counts.items()}
         for c in out.values():
             shown = c.get("impressions", 0)
             if shown:

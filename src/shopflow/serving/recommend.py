@@ -254,13 +254,14 @@ class RecommendService:
         st, f = self.keeper.state, filters or Filters()
         if not item_ids:
             raise ValidationFailed([("item_ids", "the cart is empty: name at least one item")])
-        anchors, masks = [], []
+        anchors: list[int] = []
+        same: np.ndarray | None = None  # the cart's leaf categories
         for item_id in dict.fromkeys(item_ids):
             i, mask = self.context.item(st, item_id)
-            masks.append(mask)
+            if mask is not None:
+                same = mask.copy() if same is None else same | mask
             if i >= 0:
                 anchors.append(i)
-        same = np.logical_or.reduce(masks) if masks else None
         return self._cart(st, "cart", anchors, same, n, offset, f, self.context.user(st, user_id))
 
     def _cart(
@@ -374,9 +375,10 @@ class RecommendService:
         ok = idx >= 0
         hits = [SourceHits("search", idx[ok], np.array([h.score for h in found])[ok])]
         mode = "hybrid" if dense else "lexical"
-        if prof is not None and dense:  # the history item each result resembles: a second reason
-            ev = src.history_evidence(src.text, idx[ok], u.history[-src.history_len :])
-            hits.append(SourceHits("content", idx[ok], src.text[idx[ok]] @ prof, ev))
+        text = src.text
+        if prof is not None and text is not None and dense:  # what it resembles: a second reason
+            ev = src.history_evidence(text, idx[ok], u.history[-src.history_len :])
+            hits.append(SourceHits("content", idx[ok], text[idx[ok]] @ prof, ev))
             mode += "+personal"
         return self._answer(st, "search", mode, hits, n, offset, f, None, u, query, fill=False)
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -116,11 +116,16 @@ class ServingState:
         with self._lock:
             if dense not in self._search:
                 items = self.items()
+                if not any(it.title or it.description or it.brand or it.categories for it in items):
+                    self._search[dense] = (_NoText(), QueryVocabulary.from_items([]))
+                    return self._search[dense]  # a catalogue without text: nothing to search
                 if dense:
-                    index = SearchIndex.build(items, encoder, embeddings=self.sources.text)
+                    vectors = self.sources.text
+                    index = SearchIndex.build(items, cast(Any, encoder), embeddings=vectors)
                 else:
                     config = SearchConfig(dense_weight=0.0)
-                    index = SearchIndex.build(items, _NoDense(), config, np.ones((len(items), 1)))
+                    ones = np.ones((len(items), 1))
+                    index = SearchIndex.build(items, cast(Any, _NoDense()), config, ones)
                 self._search[dense] = (index, QueryVocabulary.from_items(items))
             return self._search[dense]
 
@@ -152,6 +157,13 @@ class ServingState:
             "created_at": self.manifest.get("created_at"),
             "metrics": self.manifest.get("metrics", {}),
         }
+
+
+class _NoText:
+    """The search index of a catalogue without any text: it finds nothing."""
+
+    def search(self, *_: Any, **__: Any) -> list[Any]:
+        return []
 
 
 class _NoDense:
