@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,8 +91,10 @@ def test_accepted_event_is_visible_at_once(
     assert online_state.item_counts("i1") == {"view": 1}
 
 
-def test_batch_over_the_limit_is_refused_whole(store: Store, make_client: ClientFactory) -> None:
-    small = load_settings(data_dir="unused", ingest={"max_batch_size": 3})
+def test_batch_over_the_limit_is_refused_whole(
+    store: Store, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    small = load_settings(data_dir=tmp_path, ingest={"max_batch_size": 3})
     online = MemoryState()
     client = make_client(store, online, small)
     r = client.post("/v1/events", json=[ev(i) for i in range(1, 5)])

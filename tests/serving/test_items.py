@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,8 +138,10 @@ def test_batch_upsert_counts_and_rejections(store: Store, make_client: ClientFac
     assert store.catalogue.count() == 3
 
 
-def test_item_batch_over_the_limit(sqlite_store: Store, make_client: ClientFactory) -> None:
-    small = load_settings(data_dir="unused", ingest={"max_batch_size": 2})
+def test_item_batch_over_the_limit(
+    sqlite_store: Store, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    small = load_settings(data_dir=tmp_path, ingest={"max_batch_size": 2})
     client = make_client(sqlite_store, settings_=small)
     r = client.post("/v1/items", json=[{"item_id": str(i)} for i in range(3)])
     assert r.status_code == 413
