@@ -393,6 +393,7 @@ def bench_sentiment(args: argparse.Namespace, encoder: TextEncoder) -> dict[str,
         "results": res,
         "zh_ngram_train_seconds": train_s,
         "waimai_limit": args.waimai_limit,
+        "marc_limit_per_language": args.marc_limit,
         "zh_embedding_train_reviews": args.zh_embed_train,
     }
 

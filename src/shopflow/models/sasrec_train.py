@@ -49,10 +49,12 @@ SAMPLERS = ("uniform", "popularity")
 
 @dataclass
 class TrainConfig:
-    """How to train. Defaults: full softmax CE, AdamW 1e-3, batch 128, patience 10 evaluations."""
+    """How to train. Defaults: full softmax CE, AdamW 1e-3, batch 64, patience 10 evaluations."""
 
     epochs: int = 200
-    batch_size: int = 128
+    # 64 beat 256 on Beauty at equal epochs (val NDCG@10 after 3 epochs 0.0195 vs 0.0147) for about
+    # the same CPU per epoch: the cost is the output layer, paid per target, not per step
+    batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
     loss: str = "full"  # "full" softmax CE | "sampled" softmax with logQ correction

@@ -143,12 +143,12 @@ class QueryVocabulary:
             for name in item.categories:
                 categories.setdefault(name, None)
             for key, value in item.attributes.items():
-                name = attribute_keys.get(key.lower())
-                if name is None:
+                attr = attribute_keys.get(key.lower())
+                if attr is None:
                     continue
                 for v in value if isinstance(value, list) else [value]:
                     if isinstance(v, str) and v.strip():
-                        attrs.setdefault(name, {}).setdefault(v.strip(), None)
+                        attrs.setdefault(attr, {}).setdefault(v.strip(), None)
             words.update(tokenize(f"{item.title} {item.description}"))
         return cls(
             brands=list(brands),

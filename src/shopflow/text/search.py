@@ -122,11 +122,16 @@ def reciprocal_rank_fusion(
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """How the index retrieves and fuses. ``candidates`` is the depth taken from each retriever."""
+    """How the index retrieves and fuses. ``candidates`` is the depth taken from each retriever.
 
-    rrf_k: float = 60.0
+    ``rrf_k=10`` and ``dense_weight=0.5`` were chosen on 1,500 Home Depot queries and checked on
+    1,500 others (NDCG@10 0.387 against 0.384 for BM25 alone and 0.363 for k=60 with equal
+    weights); all-MiniLM-L6-v2 is weaker than BM25 on product specifications and model numbers.
+    """
+
+    rrf_k: float = 10.0
     lexical_weight: float = 1.0
-    dense_weight: float = 1.0
+    dense_weight: float = 0.5
     candidates: int = 100
     personalisation_weight: float = 0.2
     bm25_k1: float = 1.5

@@ -29,7 +29,7 @@ import csv
 import gzip
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -103,7 +103,7 @@ class SnowNLPScorer:
     """
 
     def __init__(self) -> None:
-        self._classify = None
+        self._classify: Callable[[str], float] | None = None
 
     def score_many(self, texts: Sequence[str]) -> np.ndarray:
         if self._classify is None:
@@ -112,7 +112,8 @@ class SnowNLPScorer:
             except ImportError as exc:  # pragma: no cover - a declared dependency
                 raise ImportError("snownlp is missing: `pip install snownlp`") from exc
             self._classify = sentiment.classify
-        out = [2.0 * self._classify(t) - 1.0 if t.strip() else 0.0 for t in texts]
+        classify = self._classify
+        out = [2.0 * classify(t) - 1.0 if t.strip() else 0.0 for t in texts]
         return np.array(out, dtype=np.float32)
 
 
