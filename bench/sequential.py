@@ -115,6 +115,7 @@ def main() -> None:
         help="fuse attribute tokens into item vectors",
     )
     p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--lr-patience", type=int, default=0, help="halve lr after this many flat evals")
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--latency-users", type=int, default=500)
@@ -149,6 +150,7 @@ def main() -> None:
         loss=args.loss,
         n_negatives=args.negatives,
         patience=args.patience,
+        lr_patience=args.lr_patience,
         eval_every=args.eval_every,
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
         seed=args.seed,

@@ -118,9 +118,10 @@ def _reference_states(net: SASRec, x: torch.Tensor) -> torch.Tensor:
                 keys = [j for j in real if j <= i] or [i]
                 for head in range(cfg.n_heads):
                     sl = slice(head * dh, (head + 1) * dh)
-                    w = torch.softmax(
-                        torch.stack([q[i, sl] @ k[j, sl] / math.sqrt(dh) for j in keys]), 0
-                    )
+                    # plus the learned bias by distance from the query, when there is one
+                    rel = net.rel[head] if net.rel is not None else torch.zeros(cfg.max_len)
+                    logits = [q[i, sl] @ k[j, sl] / math.sqrt(dh) + rel[i - j] for j in keys]
+                    w = torch.softmax(torch.stack(logits), 0)
                     att[i, sl] = sum(wj * v[j, sl] for wj, j in zip(w, keys, strict=True))
             h = h + att @ block.attn.proj.weight.T + block.attn.proj.bias
             f = F.layer_norm(h, (cfg.hidden,), block.ln2.weight, block.ln2.bias)
@@ -135,7 +136,8 @@ def _random_side_net(high_dropout: bool = True) -> tuple[SASRec, torch.Tensor]:
     tokens = torch.randint(0, 6, (n + 1, 3))
     tokens[0] = 0
     p = 0.5 if high_dropout else 0.0
-    net = SASRec(_tiny(n_layers=2, side_tokens=True, dropout=p, attn_dropout=p), n, tokens, 5)
+    cfg = _tiny(n_layers=2, side_tokens=True, rel_bias=True, dropout=p, attn_dropout=p)
+    net = SASRec(cfg, n, tokens, 5)
     for param in net.parameters():  # move away from the near-zero init so differences show
         param.data.normal_(0, 0.3)
     x = pad_left([np.array([3, 1, 4, 1, 5]), np.array([9]), np.array([2, 6, 5, 3, 5, 8, 9])], 12)

@@ -18,6 +18,9 @@ What we changed, and why:
 - **Side information** (S3-Rec-style attribute tokens, brand, categories; frozen sentence embeddings
   of the item text) is optionally *added* to each item's id embedding: ``e_i = id_i + mean(tok_i) +
   W text_i``, so items with few interactions get vectors from what they share with others.
+- Optional **relative attention bias** (``rel_bias``): one learned logit per head and distance
+  between query and key (as in T5, without buckets) on top of the absolute positions, so recency
+  can be weighted directly while states stay prefix-consistent. (Rotary embeddings would serve too.)
 - Input and output item embeddings are tied (one table, ``item_table``).
 
 Ids: the network sees ``item + 1``; 0 is padding. Sequences are left-padded, so position ``-1`` is
@@ -57,6 +60,7 @@ class SASRecConfig:
     attn_dropout: float = 0.5  # on attention weights
     side_tokens: bool = False  # fuse attribute / brand / category tokens into item vectors
     side_text: bool = False  # fuse a frozen projected text embedding into item vectors
+    rel_bias: bool = False  # learned attention bias per head and distance (query - key)
 
 
 class ItemEmbedding(nn.Module):
@@ -115,14 +119,18 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = cfg.attn_dropout
 
     def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
-        """``x`` (B, T, D), ``allowed`` (B, 1, T, T) bool: query i may attend key j → (B, T, D)."""
+        """``x`` (B, T, D), ``allowed`` (B, 1, T, T) bool: query i may attend key j → (B, T, D).
+
+        ``allowed`` may instead be a float bias (B, H, T, T), -inf where attention is not allowed.
+        """
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)  # 3 × (B, T, D)
         q = q.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, T, Dh)
         k = k.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, T, Dh)
         v = v.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, T, Dh)
         p = self.attn_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)  # (B,H,T,Dh)
+        mask = allowed if allowed.dtype == torch.bool else allowed.to(q.dtype)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, T, Dh)
         y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.proj(y)
 
@@ -185,6 +193,8 @@ class SASRec(nn.Module):
             text if cfg.side_text else None,
         )
         self.pos = nn.Embedding(cfg.max_len, cfg.hidden)
+        # bias[h, d]: added to head h's attention logit of a key d items before the query
+        self.rel = nn.Parameter(torch.zeros(cfg.n_heads, cfg.max_len)) if cfg.rel_bias else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
         self.ln_f = nn.LayerNorm(cfg.hidden)
@@ -215,6 +225,11 @@ class SASRec(nn.Module):
         eye = torch.eye(t, dtype=torch.bool, device=x.device)  # (T, T)
         allowed = (causal & real[:, None, :]) | eye  # (B, T, T): key j real and j ≤ i, or j = i
         allowed = allowed.unsqueeze(1)  # (B, 1, T, T)
+        if self.rel is not None:  # relative to the query: the same in training and serving
+            ar = torch.arange(t, device=x.device)
+            dist = (ar[:, None] - ar[None, :]).clamp(0, self.cfg.max_len - 1)  # (T, T)
+            bias = self.rel[:, dist].unsqueeze(0)  # (1, H, T, T)
+            allowed = bias.masked_fill(~allowed, float("-inf"))  # (B, H, T, T)
         for block in self.blocks:
             h = block(h, allowed)  # (B, T, D)
         return self.ln_f(h)  # (B, T, D)

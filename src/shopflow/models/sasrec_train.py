@@ -61,6 +61,8 @@ class TrainConfig:
     n_negatives: int = 1024  # shared negatives per batch for loss="sampled"
     sampler: str = "uniform"  # "uniform" | "popularity" (counts ** 0.75)
     patience: int = 10  # evaluations without a better validation NDCG@10 before stopping
+    lr_patience: int = 0  # evaluations without improvement before lr *= lr_decay (0: never)
+    lr_decay: float = 0.5
     eval_every: int = 1  # epochs between validations
     max_seconds: float | None = None  # stop training after this much wall time (None: no limit)
     seed: int = 0
@@ -238,7 +240,7 @@ def train_sasrec(
     )
     result = TrainResult()
     best_state: dict[str, Tensor] | None = None
-    stale = 0
+    stale = lr_stale = 0
     start, start_cpu = time.perf_counter(), time.process_time()
     bar = tqdm(range(1, cfg.epochs + 1), desc="sasrec", disable=not cfg.progress, unit="epoch")
     for epoch in bar:
@@ -269,9 +271,14 @@ def train_sasrec(
             row.update({f"val_{k}": v for k, v in evaluate(net, val).items()})
             if row["val_ndcg@10"] > result.best_score:
                 result.best_score, result.best_epoch, stale = row["val_ndcg@10"], epoch, 0
-                best_state = copy.deepcopy(net.state_dict())
+                best_state, lr_stale = copy.deepcopy(net.state_dict()), 0
             else:
-                stale += 1
+                stale, lr_stale = stale + 1, lr_stale + 1
+            if cfg.lr_patience and lr_stale >= cfg.lr_patience:  # plateau: smaller steps
+                for group in opt.param_groups:
+                    group["lr"] *= cfg.lr_decay
+                lr_stale = 0
+            row["lr"] = opt.param_groups[0]["lr"]
             if monitor is not None:
                 wall, cpu = time.perf_counter(), time.process_time()
                 row.update({f"monitor_{k}": v for k, v in evaluate(net, monitor).items()})
