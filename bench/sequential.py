@@ -114,12 +114,24 @@ def main() -> None:
         default=True,
         help="fuse attribute tokens into item vectors",
     )
+    p.add_argument("--rel-bias", action="store_true", help="learned relative attention bias")
+    p.add_argument(
+        "--side-text", action="store_true", help="fuse frozen all-MiniLM-L6-v2 item text vectors"
+    )
     p.add_argument("--patience", type=int, default=10)
+    p.add_argument(
+        "--val-users",
+        type=int,
+        default=None,
+        help="validate on this many random users; the others also train on their last "
+        "training item (default: every user validates, none trains on its last item)",
+    )
     p.add_argument("--lr-patience", type=int, default=0, help="halve lr after this many flat evals")
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--latency-users", type=int, default=500)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--save", type=Path, default=None, help="also save the trained model here")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--quality-target", type=float, default=0.05, help="test NDCG@10 to time")
     p.add_argument(
@@ -132,7 +144,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    console = Console()
+    console = Console(width=200)
     load_start = os.getloadavg()
     data = load(args.dataset)
     split = leave_one_out(data)
@@ -144,6 +156,8 @@ def main() -> None:
         dropout=args.dropout,
         attn_dropout=args.attn_dropout,
         side_tokens=args.side_tokens,
+        rel_bias=args.rel_bias,
+        side_text=args.side_text,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -155,6 +169,7 @@ def main() -> None:
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
         seed=args.seed,
         progress=args.progress,
+        max_val_users=args.val_users,
     )
     # train = all but the last two items; fit() holds out each sequence's last item (= the
     # validation target) for early stopping, so it is given all but the last item.
@@ -165,6 +180,8 @@ def main() -> None:
     best = next(r for r in hist if r["epoch"] == model.result.best_epoch)
     metrics = test_metrics(model, split.test_histories, split.test_targets)
     lat = latency(model, split.test_histories, args.latency_users, args.seed)
+    if args.save is not None:
+        model.save(args.save)
     result = {
         "dataset": data.name,
         "protocol": LOO_PROTOCOL,

@@ -10,18 +10,23 @@ Measured in the same run, interleaved (every repeat runs each target once, so a 
 slows them alike), with ``wrk`` (one thread, ``-c`` connections each keeping one request in flight):
 
 - ``noop``: ``GET /v1/_noop``;
-- ``home``: ``GET /v1/users/{id}/recommendations?scenario=home&n=20`` over 1,000 Beauty users;
-  when the service has no such route yet, ``user_events`` (``GET /v1/users/{id}/events``) and
-  ``item`` (``GET /v1/items/{id}``) stand in, and the table says so;
+- ``home``: ``GET /v1/users/{id}/recommendations?scenario=home&n=20`` over 1,000 Beauty users,
+  in turn (each user comes back every 1,000 requests, as returning shoppers do: the service's
+  candidate cache answers their history-based sources again); when the service has no such route
+  yet, ``user_events`` (``GET /v1/users/{id}/events``) and ``item`` (``GET /v1/items/{id}``) stand
+  in, and the table says so;
+- ``home_new``: the same request, but every request of the run for a user not asked before (the
+  other 21,000 Beauty users, never reused): every source computes everything;
 - ``ingest``: ``POST /v1/events`` in batches of 100 new events (durable: SQLite
   ``synchronous=FULL``, answered after the commit), from ``httpx.AsyncClient`` with 4 requests in
-  flight; events accepted per second.
+  flight; events accepted per second. The events are of 1,000 shoppers of their own, so that the
+  home targets of the next repeat read the same histories as the first.
 
 Throughput (requests/s), p50 and p99 (ms) are the medians over ``--repeats``. The load average is
 recorded before and after: this machine has 2 cores, shared.
 
 ``wrk`` comes from the distribution: ``apt-get install wrk`` (Debian, Ubuntu) or
-``brew install wrk``.
+``brew install wrk``; the bench checks for it first and stops with that advice when it is missing.
 
 Usage::
 
@@ -66,7 +71,7 @@ HOME = "/v1/users/{user_id}/recommendations"
 NOOP_ITEMS = [{"item_id": f"noop-{i}", "score": 1.0 - i / 20, "reasons": []} for i in range(20)]
 WRK_SCRIPT = """
 local paths = {%s}
-local i = 0
+local i = %d
 wrk.headers["Authorization"] = "Bearer %s"
 request = function()
   i = i + 1
@@ -161,8 +166,9 @@ def _current_manifest(root: Path) -> dict[str, Any] | None:
         return None
 
 
-def sample_ids(data_dir: Path, n: int, seed: int) -> tuple[list[str], list[str]]:
-    """``n`` user ids (with events) and ``n`` item ids of the prepared store, drawn by ``seed``."""
+def sample_ids(data_dir: Path, n: int, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """``n`` user ids (with events) and ``n`` item ids of the prepared store, drawn by ``seed``,
+    and every other user id (shuffled)."""
     from sqlalchemy import select
 
     from shopflow.config import load_settings
@@ -177,7 +183,11 @@ def sample_ids(data_dir: Path, n: int, seed: int) -> tuple[list[str], list[str]]
     finally:
         store.close()
     rng = random.Random(seed)
-    return rng.sample(users, min(n, len(users))), rng.sample(item_ids, min(n, len(item_ids)))
+    chosen = rng.sample(users, min(n, len(users)))
+    taken = set(chosen)
+    others = [u for u in users if u not in taken]
+    rng.shuffle(others)
+    return chosen, rng.sample(item_ids, min(n, len(item_ids))), others
 
 
 # -- the server: the product app plus the bench-only no-op route ----------------------------------
@@ -236,13 +246,22 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 # -- load generators ------------------------------------------------------------------------------
-def wrk(base: str, paths: list[str], connections: int, seconds: float) -> dict[str, float]:
-    """Closed-loop GETs of ``paths`` in turn over ``connections`` keep-alive connections."""
+WRK_MISSING = (
+    "wrk, the HTTP load generator this bench drives, is not installed: install it with "
+    "`apt-get install wrk` (Debian, Ubuntu) or `brew install wrk` (macOS), then run again"
+)
+
+
+def wrk(
+    base: str, paths: list[str], connections: int, seconds: float, start: int = 0
+) -> dict[str, float]:
+    """Closed-loop GETs of ``paths`` in turn (from position ``start``) over ``connections``
+    keep-alive connections."""
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk (or brew install wrk)")
+        raise SystemExit(WRK_MISSING)
     quoted = ", ".join(json.dumps(p) for p in paths)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT % (quoted, KEY))
+        f.write(WRK_SCRIPT % (quoted, start, KEY))
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s"]
     try:
         out = subprocess.run(
@@ -377,12 +396,14 @@ def main() -> None:
         return
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice; 2 shared cores
     console = Console()
+    if shutil.which("wrk") is None:  # before minutes of import and training
+        raise SystemExit(WRK_MISSING)
     levels = [int(c) for c in args.concurrency.split(",")]
     prepared = prepare(console, args.train_budget, args.retrain)
     work = Path(tempfile.mkdtemp(prefix="shopflow-bench-"))
     data_dir = work / "data"
     shutil.copytree(CACHE, data_dir)
-    users, items = sample_ids(data_dir, args.users, args.seed)
+    users, items, others = sample_ids(data_dir, args.users, args.seed)
     load_before = os.getloadavg()
     proc, base = start_server(data_dir)
     try:
@@ -390,12 +411,17 @@ def main() -> None:
         targets: dict[str, list[str]] = {"noop": ["/v1/_noop"]}
         if HOME in paths:
             targets["home"] = [f"/v1/users/{u}/recommendations?scenario=home&n=20" for u in users]
+            targets["home_new"] = [
+                f"/v1/users/{u}/recommendations?scenario=home&n=20" for u in others
+            ]
         else:
             targets["user_events"] = [f"/v1/users/{u}/events?limit=20" for u in users]
             targets["item"] = [f"/v1/items/{i}" for i in items]
-        with console.status("Warming up…"):
+        start = dict.fromkeys(targets, 0)  # where each target's next run starts in its paths
+        with console.status("Warming up…"):  # also lets the server's background warm-up end
             for name, tpaths in targets.items():
-                warm = wrk(base, tpaths, max(levels), 2.0)
+                warm = wrk(base, tpaths, max(levels), 4.0, start[name])
+                start[name] += int(warm["requests"])
                 if warm["errors"]:
                     console.print(f"[yellow]{name}: {warm['errors']} errors in warm-up[/yellow]")
         runs: dict[tuple[str, int], list[dict[str, float]]] = {}
@@ -404,10 +430,13 @@ def main() -> None:
             for c in levels:
                 for name, tpaths in targets.items():
                     with console.status(f"repeat {rep + 1}/{args.repeats}: {name}, c={c}…"):
-                        one = with_cpu(proc.pid, wrk, base, tpaths, c, args.seconds)
+                        one = with_cpu(proc.pid, wrk, base, tpaths, c, args.seconds, start[name])
+                        start[name] += int(one["requests"])
                         runs.setdefault((name, c), []).append(one)
             with console.status(f"repeat {rep + 1}/{args.repeats}: ingest…"):
-                one = with_cpu(proc.pid, ingest, base, users, items, args.seconds, args.seed + rep)
+                shoppers = [f"bench-shopper-{k}" for k in range(1_000)]  # not the home users
+                seed = args.seed + rep
+                one = with_cpu(proc.pid, ingest, base, shoppers, items, args.seconds, seed)
                 ingest_runs.append(one)
     finally:
         proc.terminate()
@@ -418,12 +447,16 @@ def main() -> None:
     results = {f"{name}@c{c}": median_of(r) for (name, c), r in runs.items()}
     results["ingest@4x100"] = median_of(ingest_runs)
     main_target = "home" if "home" in targets else "user_events"
-    ratios = {f"c{c}": ratio(results, main_target, c) for c in levels}
+    measured = [name for name in targets if name != "noop"]
+    ratios = {name: {f"c{c}": ratio(results, name, c) for c in levels} for name in measured}
     # what the ratio would be with a core to itself: no-op CPU per request over the target's
     cpu_ratios = {
-        f"c{c}": results[f"noop@c{c}"]["cpu_ms_per_req"]
-        / results[f"{main_target}@c{c}"]["cpu_ms_per_req"]
-        for c in levels
+        name: {
+            f"c{c}": results[f"noop@c{c}"]["cpu_ms_per_req"]
+            / results[f"{name}@c{c}"]["cpu_ms_per_req"]
+            for c in levels
+        }
+        for name in measured
     }
     report = {
         "command": "python bench/serving.py " + " ".join(sys.argv[1:]),
@@ -441,7 +474,7 @@ def main() -> None:
         "seconds": args.seconds,
         "repeats": args.repeats,
         "results": results,
-        "throughput_vs_noop": {"target": main_target, **ratios},
+        "throughput_vs_noop": ratios,
         "cpu_cost_noop_over_target": cpu_ratios,
         "sqlite_synchronous": "FULL",
     }
@@ -465,9 +498,12 @@ def main() -> None:
             "in for it.[/yellow]"
         )
     console.print(
-        "CPU ms/req: the server process's CPU time (all threads) per answer; "
-        f"no-op CPU / {main_target} CPU = "
-        + ", ".join(f"{k}: {v:.2f}" for k, v in cpu_ratios.items())
+        "CPU ms/req: the server process's CPU time (all threads) per answer; no-op CPU / "
+        "target CPU = "
+        + "; ".join(
+            f"{name} " + ", ".join(f"{k}: {v:.2f}" for k, v in by_c.items())
+            for name, by_c in cpu_ratios.items()
+        )
     )
     console.print(f"load average before {load_before}, after {load_after} ({os.cpu_count()} CPUs)")
     console.print(f"wrote {args.out}")

@@ -1,15 +1,7 @@
-"""Text benchmarks: encoder throughput, hybrid search on Home Depot, review sentiment.
+"""Text benchmarks: encoder throughput, review sentiment (search: ``bench/search.py``).
 
-Search (``homedepot_search_relevance``, 74,067 judged (query, product) pairs):
-
-- **full-index protocol**: the index holds every distinct product of the file (54,667 titles, or a
-  ``--max-products`` subset that keeps every judged product of the evaluated queries); each query
-  ranks the whole index; NDCG@10 with gain ``relevance - 1`` over the judged products, unjudged
-  products gain 0 (so absolute values are low: about 6 judged products per query among 54,667);
-  Recall@100 of the judged products with relevance >= 2. Queries whose judged products all have
-  relevance 1 (ideal DCG 0) are left out and counted.
-- **re-ranking protocol**: each query ranks only its own judged products (the Kaggle set's design);
-  NDCG@10, same gains; ties broken at random (seeded); a random-order baseline is given.
+Throughput: items per second of the packaged all-MiniLM-L6-v2 on Home Depot product titles, with
+no cache (every text goes through the model).
 
 Sentiment: binary accuracy and macro-F1 (score > 0 is positive) on MARC en/zh (1-2 stars negative,
 4-5 positive, 3 dropped) and waimai_10k, and the Spearman correlation of the score with the stars
@@ -20,9 +12,9 @@ online_shopping_10_cats (hotels dropped) only, evaluated on MARC zh and waimai; 
 
 Usage::
 
-    .venv/bin/python bench/text.py                                  # everything (long on 2 cores)
-    .venv/bin/python bench/text.py --only search --max-queries 2000 --max-products 10000
-    .venv/bin/python bench/text.py --only sentiment,throughput
+    .venv/bin/python bench/text.py                                  # both parts
+    .venv/bin/python bench/text.py --only throughput --throughput-n 500
+    .venv/bin/python bench/text.py --only reviews        # reviews scored per second on arrival
 
 Embeddings are cached in ``--cache-dir`` (one ``.npy`` per text list, and the encoder's SQLite
 cache), so a second run only ranks. Results go to ``bench/results/text.json``.
@@ -35,7 +27,6 @@ import csv
 import gzip
 import hashlib
 import json
-import math
 import os
 import platform
 import random
@@ -49,9 +40,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from shopflow.ingest.schema import Item
 from shopflow.text.encoder import TextEncoder
-from shopflow.text.search import SearchIndex, competition_ranks, reciprocal_rank_fusion
 from shopflow.text.sentiment import (
     EmbeddingClassifier,
     NgramClassifier,
@@ -79,24 +68,6 @@ def cached_encode(encoder: TextEncoder, texts: list[str], cache_dir: Path, name:
     return emb
 
 
-def dcg(gains: list[float]) -> float:
-    return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
-
-
-def ndcg(ranked: list[int], gain: dict[int, float], k: int = 10) -> float:
-    ideal = dcg(sorted(gain.values(), reverse=True)[:k])
-    return dcg([gain.get(r, 0.0) for r in ranked[:k]]) / ideal
-
-
-def top(scores: np.ndarray, n: int, positive_only: bool = False) -> list[int]:
-    if positive_only:
-        scores = np.where(scores > 0, scores, -np.inf)
-    n = min(n, len(scores))
-    idx = np.argpartition(-scores, n - 1)[:n]
-    idx = idx[np.argsort(-scores[idx], kind="stable")]
-    return [int(i) for i in idx if np.isfinite(scores[i])]
-
-
 def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     t = Table(title=title)
     for h in header:
@@ -117,154 +88,6 @@ def read_homedepot(datasets: Path) -> tuple[dict[str, str], dict[str, dict[str, 
             products.setdefault(row["product_uid"], row["product_title"])
             qrels.setdefault(row["search_term"], {})[row["product_uid"]] = float(row["relevance"])
     return products, qrels
-
-
-def bench_search(args: argparse.Namespace, encoder: TextEncoder) -> dict[str, Any]:
-    products, qrels = read_homedepot(args.datasets_dir)
-    queries = list(qrels)
-    rng = random.Random(args.seed)
-    if args.max_queries and args.max_queries < len(queries):
-        queries = sorted(rng.sample(queries, args.max_queries), key=list(qrels).index)
-    uids = list(products)
-    if args.max_products and args.max_products < len(uids):
-        judged = {u for q in queries for u in qrels[q]}
-        others = [u for u in uids if u not in judged]
-        extra = rng.sample(others, max(0, args.max_products - len(judged)))
-        keep = judged | set(extra)
-        uids = [u for u in uids if u in keep]
-    items = [Item(item_id=u, title=products[u]) for u in uids]
-    console.print(f"Home Depot: {len(items)} products, {len(queries)} queries")
-
-    t0 = time.perf_counter()
-    item_emb = cached_encode(encoder, [it.title for it in items], args.cache_dir, "hd-titles")
-    query_emb = cached_encode(encoder, queries, args.cache_dir, "hd-queries")
-    encode_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    index = SearchIndex.build(items, encoder, embeddings=item_emb)
-    build_s = time.perf_counter() - t0
-    cfg = index.config
-    row_of = {u: i for i, u in enumerate(uids)}
-
-    full: dict[str, list[float]] = {m: [] for m in ("lexical", "dense", "hybrid")}
-    recall: dict[str, list[float]] = {m: [] for m in full}
-    rerank: dict[str, list[float]] = {m: [] for m in (*full, "random")}
-    latencies: list[float] = []
-    skipped = 0
-    for qi, query in enumerate(track(queries, description="ranking queries", console=console)):
-        gain = {row_of[u]: r - 1.0 for u, r in qrels[query].items() if r > 1.0}
-        if not gain:
-            skipped += 1
-            continue
-        relevant = {row_of[u] for u, r in qrels[query].items() if r >= 2.0}
-        lex = index.lexical_scores(query)
-        dense = index.dense_scores(query, query_vector=query_emb[qi])
-        t0 = time.perf_counter()
-        hits = index.search(query, k=100, query_vector=query_emb[qi])
-        latencies.append(time.perf_counter() - t0)
-        ranked = {
-            "lexical": top(lex, 100, positive_only=True),
-            "dense": top(dense, 100),
-            "hybrid": [row_of[h.item_id] for h in hits],
-        }
-        for m, rows in ranked.items():
-            full[m].append(ndcg(rows, gain))
-            if relevant:
-                recall[m].append(len(relevant & set(rows[:100])) / len(relevant))
-        # Re-ranking protocol: only the judged products; a seeded shuffle breaks score ties.
-        judged = [row_of[u] for u in qrels[query]]
-        rng.shuffle(judged)
-        jl, jd = lex[judged], dense[judged]
-        fused = reciprocal_rank_fusion(
-            {
-                "lexical": {
-                    judged[i]: r
-                    for i, r in competition_ranks(
-                        np.where(jl > 0, jl, -np.inf), len(judged)
-                    ).items()
-                },
-                "dense": {judged[i]: r for i, r in competition_ranks(jd, len(judged)).items()},
-            },
-            k=cfg.rrf_k,
-            weights={"lexical": cfg.lexical_weight, "dense": cfg.dense_weight},
-        )
-        order = {
-            "lexical": [judged[i] for i in np.argsort(-jl, kind="stable")],
-            "dense": [judged[i] for i in np.argsort(-jd, kind="stable")],
-            "hybrid": [row for row, _, _ in fused],
-        }
-        for m, rows in order.items():
-            rerank[m].append(ndcg(rows, gain))
-        shuffles = [
-            ndcg(random.Random(args.seed + s).sample(judged, len(judged)), gain) for s in range(20)
-        ]
-        rerank["random"].append(float(np.mean(shuffles)))
-
-    # Cost of keeping the index fresh: one upsert, then the search that rebuilds BM25.
-    new = Item(item_id="bench-new", title="Cordless leaf blower with two batteries")
-    encoder.encode(["load the model before timing"])
-    t0 = time.perf_counter()
-    index.add([new])
-    add_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    found = index.search("cordless leaf blower batteries", k=10)
-    search_after_add_s = time.perf_counter() - t0
-    lat = np.array(latencies) * 1000
-    out = {
-        "products": len(items),
-        "queries": len(queries),
-        "queries_evaluated": len(queries) - skipped,
-        "queries_skipped_all_irrelevant": skipped,
-        "config": {
-            k: getattr(cfg, k)
-            for k in ("rrf_k", "lexical_weight", "dense_weight", "candidates", "bm25_k1", "bm25_b")
-        },
-        "full_index_ndcg@10": {m: float(np.mean(v)) for m, v in full.items()},
-        "full_index_recall@100_rel>=2": {m: float(np.mean(v)) for m, v in recall.items()},
-        "rerank_judged_ndcg@10": {m: float(np.mean(v)) for m, v in rerank.items()},
-        "encode_or_load_seconds": encode_s,
-        "index_build_seconds": build_s,
-        "bm25_rebuild_seconds": index.last_rebuild_seconds,
-        "add_one_item_seconds": add_s,
-        "first_search_after_add_seconds": search_after_add_s,
-        "new_item_rank": next(
-            (i + 1 for i, h in enumerate(found) if h.item_id == "bench-new"), None
-        ),
-        "hybrid_search_ms_p50": float(np.percentile(lat, 50)),
-        "hybrid_search_ms_p95": float(np.percentile(lat, 95)),
-    }
-    table(
-        f"Home Depot search, NDCG@10 (gain = relevance - 1), {out['queries_evaluated']} queries",
-        [
-            "method",
-            "full index (all products ranked)",
-            "Recall@100 full index",
-            "re-rank judged only",
-        ],
-        [
-            [
-                m,
-                out["full_index_ndcg@10"].get(m, "-"),
-                out["full_index_recall@100_rel>=2"].get(m, "-"),
-                out["rerank_judged_ndcg@10"][m],
-            ]
-            for m in ("lexical", "dense", "hybrid", "random")
-        ],
-    )
-    table(
-        "Index freshness and latency",
-        ["measure", "value"],
-        [
-            ["BM25 rebuild over the whole index (s)", out["bm25_rebuild_seconds"]],
-            ["add one item, incl. encoding (s)", out["add_one_item_seconds"]],
-            ["first search after add, incl. rebuild (s)", out["first_search_after_add_seconds"]],
-            ["rank of the new item for its own words", out["new_item_rank"]],
-            [
-                "hybrid search p50 / p95 (ms, query vector given)",
-                f"{out['hybrid_search_ms_p50']:.1f} / {out['hybrid_search_ms_p95']:.1f}",
-            ],
-        ],
-    )
-    return out
 
 
 # -- throughput ------------------------------------------------------------------------------------
@@ -398,6 +221,46 @@ def bench_sentiment(args: argparse.Namespace, encoder: TextEncoder) -> dict[str,
     }
 
 
+def bench_review_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    """Reviews scored per second on arrival (``serving.reviews.ReviewSignals.learn``: sentiment,
+    then the per-item totals), MARC reviews as ``review`` events with their stars, 100 a batch."""
+    from datetime import UTC, datetime
+
+    from shopflow.ingest.schema import Event
+    from shopflow.serving.reviews import ReviewSignals
+    from shopflow.store.online import MemoryState
+    from shopflow.text.sentiment import ZH_MODEL_FILE
+
+    if not (args.cache_dir / ZH_MODEL_FILE).is_file():  # the Chinese model the service would use
+        train_ngram_classifier(args.datasets_dir, args.cache_dir / ZH_MODEL_FILE)
+    out: dict[str, Any] = {}
+    now = datetime.now(UTC)
+    for lang in ("en", "zh"):
+        texts, stars = read_marc(args.datasets_dir, lang, args.review_n, args.seed)
+        events = [
+            Event(event_id=f"{lang}{j}", type="review", user_id=f"u{j}", item_id=f"i{j % 50}",
+                  timestamp=now, text=t, value=float(s))
+            for j, (t, s) in enumerate(zip(texts, stars, strict=True))
+        ]  # fmt: skip
+        signals = ReviewSignals(MemoryState(), model_dir=args.cache_dir)  # trained zh model there
+        signals.learn(events[:1])  # load the scorer before timing
+        t0 = time.perf_counter()
+        for start in range(0, len(events), 100):
+            signals.learn(events[start : start + 100])
+        seconds = time.perf_counter() - t0
+        out[lang] = {
+            "reviews": len(events),
+            "seconds": seconds,
+            "per_second": len(events) / seconds,
+        }
+    table(
+        "Reviews scored on arrival (sentiment + per-item totals)",
+        ["language", "reviews", "seconds", "reviews/s"],
+        [[k, v["reviews"], v["seconds"], v["per_second"]] for k, v in out.items()],
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
@@ -407,16 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--cache-dir", type=Path, default=ROOT / "bench" / "results" / "cache")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "text.json")
-    p.add_argument("--only", default="throughput,search,sentiment")
+    p.add_argument("--only", default="throughput,sentiment")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--throughput-n", type=int, default=1000)
-    p.add_argument("--max-queries", type=int, default=0, help="0 = all 11,795")
-    p.add_argument("--max-products", type=int, default=0, help="0 = all 54,667")
     p.add_argument(
         "--marc-limit", type=int, default=0, help="seeded sample per language; 0 = 5,000"
     )
     p.add_argument("--waimai-limit", type=int, default=0, help="seeded sample; 0 = all 11,987")
     p.add_argument("--zh-embed-train", type=int, default=5000)
+    p.add_argument("--review-n", type=int, default=2000, help="reviews: MARC reviews a language")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if not args.datasets_dir.is_dir():
@@ -440,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     encoder = TextEncoder(cache_dir=args.cache_dir)
     sections = {
         "encoder_throughput": ("throughput", lambda: bench_throughput(args)),
-        "homedepot_search": ("search", lambda: bench_search(args, encoder)),
         "sentiment": ("sentiment", lambda: bench_sentiment(args, encoder)),
+        "review_ingest": ("reviews", lambda: bench_review_ingest(args)),
     }
     for key, (name, run) in sections.items():
         if name in only:

@@ -125,6 +125,36 @@ class AuthSettings(BaseModel):
         return self.enabled and not self.demo and bool(self.keys)
 
 
+class AssistantSettings(BaseModel):
+    """The shopping assistant (``POST /v1/assistant``): offline templates, or an optional LLM
+    behind an OpenAI-compatible chat-completions endpoint that writes the reply."""
+
+    llm_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8080/v1 (the "
+        "assistant POSTs to <url>/chat/completions); unset: offline replies only.",
+    )
+    llm_model: str = Field(default="default", description="Model name sent with every request.")
+    llm_api_key_env: str = Field(
+        default="SHOPFLOW_ASSISTANT_API_KEY",
+        description="Environment variable holding the endpoint's API key (sent as a Bearer "
+        "token when set); the key itself never goes in the config.",
+    )
+    llm_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Per call; past it the answer falls back to the offline path.",
+    )
+    llm_refine: bool = Field(
+        default=True,
+        description="Also let the LLM refine the constraints read from the conversation.",
+    )
+    llm_max_tokens: int = Field(default=400, ge=16, description="Longest LLM answer asked for.")
+    max_turns: int = Field(
+        default=20, ge=1, description="Latest conversation turns read per request."
+    )
+
+
 class Settings(BaseSettings):
     """All of shopflow's settings. Build with :func:`load_settings`, never at import time."""
 
@@ -153,6 +183,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     online: OnlineSettings = Field(default_factory=OnlineSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    assistant: AssistantSettings = Field(default_factory=AssistantSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -314,6 +314,7 @@ def train_bundle(
     encoder: Any = None,
     text_vectors: bool = True,
     keep_bundles: int = 5,
+    warm_start: Any = None,
 ) -> Path:
     """Fit ``models`` on the store's events before ``cutoff``, publish one bundle, return its path.
 
@@ -345,6 +346,8 @@ def train_bundle(
         Embed item texts (content similarity, search, cold items); always on for ``content``.
     keep_bundles
         Older bundles beyond the newest ``keep_bundles`` are removed once the new one is current.
+    warm_start
+        A ``train_update.WarmStart``: sasrec is fine-tuned from that bundle's instead of trained.
 
     Raises
     ------
@@ -352,6 +355,7 @@ def train_bundle(
         The store has no event before the cutoff.
     """
     run = _Run(settings, overrides or {}, progress or (lambda r: None), time_budget_s)
+    run.warm = warm_start
     names = list(dict.fromkeys(models))
     embed = text_vectors or bool(TEXT_MODELS & set(names))
     if embed and encoder is None:
@@ -380,6 +384,7 @@ def train_bundle(
         "features": FEATURES,
         "text": text_info,
         **run.summary(),
+        "warm_start": run.warm_info,
         "settings": {
             "models": names,
             "event_weights": dict(settings.event_weights),
@@ -411,6 +416,8 @@ class _Run:
     steps: dict[str, StepReport] = field(default_factory=dict)
     epoch_s: float = 0.0  # estimated seconds of one epoch of the torch model being fitted
     loading: Any = None  # the thread loading the text encoder, if any
+    warm: Any = None  # train_update.WarmStart: sasrec starts from an earlier bundle
+    warm_info: dict[str, Any] | None = None  # what the warm start did (for the manifest)
 
     def left(self) -> float:
         """Seconds of the budget left (inf without a budget)."""
@@ -458,6 +465,12 @@ class _Run:
     def fit(self, name: str, data: InteractionData) -> None:
         """Fit ``name`` on ``data`` into ``fitted``, then its offline check; never raises."""
         self.report(StepReport(name, "running"))
+        if self.warm is not None and name == "sasrec":  # no offline check: see train_update
+            from shopflow.train_update import fit_warm
+
+            self.steps[name] = step = fit_warm(self, name, data)
+            self.report(step)
+            return
         t0 = time.perf_counter()
         try:
             model = make_model(name, self.settings, self.overrides.get(name))

@@ -41,6 +41,18 @@ TINY: dict[str, dict] = {
         "num_threads": 1,
     },
     "itemknn": {"shrink": 0.0},
+    "sasrec": {
+        "hidden": 16,
+        "n_layers": 1,
+        "max_len": 8,
+        "dropout": 0.1,
+        "attn_dropout": 0.1,
+        "epochs": 40,
+        "lr": 1e-2,
+        "batch_size": 32,
+        "validation": False,
+        "device": "cpu",
+    },
 }
 SLOW = {"content"}  # loads a sentence-transformers model (import alone takes seconds)
 
@@ -86,6 +98,21 @@ def _check_sequence(model: Recommender) -> None:
     assert ids[:, 0].tolist() == [next_item(i) for i in range(N_ITEMS)]
 
 
+def _check_next_item(model: Recommender) -> None:
+    """A next-item model: after any walk within a group, the walk's next item comes first.
+
+    (Not ``_check_groups``: a pure next-item model has no reason to rank the rest of the group,
+    which never follows the last item, above other groups' items.)
+    """
+    hists = [np.array([i]) for i in range(N_ITEMS)]
+    hists += [np.array([i, next_item(i), next_item(next_item(i))]) for i in range(N_ITEMS)]
+    ids, _ = model.recommend(hists, k=1)
+    assert ids[:, 0].tolist() == [next_item(int(h[-1])) for h in hists]
+    for item in range(N_ITEMS):
+        sim, _ = model.similar_items(item, k=1)
+        assert int(sim[0]) == next_item(item)
+
+
 PLANTED: dict[str, Callable[[Recommender], None]] = {
     "pop": _check_popular,
     "trending": _check_trending,
@@ -94,6 +121,7 @@ PLANTED: dict[str, Callable[[Recommender], None]] = {
     "als": _check_groups,
     "bpr": _check_groups,
     "content": _check_groups,
+    "sasrec": _check_next_item,
 }
 
 NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in MODELS]

@@ -286,3 +286,35 @@ def test_side_text_embeddings_are_fused_and_saved(tmp_path: Path) -> None:
     histories = [np.array([0, 1]), np.array([5])]
     loaded = SASRecModel.load(model.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.score(histories), model.score(histories))
+
+
+def test_lr_is_halved_after_each_evaluation_without_improvement() -> None:
+    torch.manual_seed(8)
+    rng = np.random.default_rng(8)
+    seqs = _successor_sequences(rng, 60, 12, noise=0.5)
+    val = make_eval_set([s[:-1] for s in seqs], [int(s[-1]) for s in seqs], 12)
+    cfg = TrainConfig(epochs=8, batch_size=32, lr=1e-2, patience=100, lr_patience=1)
+    result = train_sasrec(SASRec(_tiny(), 12), [s[:-1] for s in seqs], cfg, val)
+    best, lr = float("-inf"), 1e-2
+    for row in result.history:
+        if row["val_ndcg@10"] > best:
+            best = row["val_ndcg@10"]
+        else:
+            lr /= 2
+        assert row["lr"] == pytest.approx(lr)
+    assert result.history[-1]["lr"] < 1e-2  # the noisy rule makes some evaluation stall
+
+
+def test_early_stopping_restores_the_best_validation_state() -> None:
+    torch.manual_seed(9)
+    rng = np.random.default_rng(9)
+    seqs = _successor_sequences(rng, 60, 12, noise=0.5)
+    val = make_eval_set([s[:-1] for s in seqs], [int(s[-1]) for s in seqs], 12)
+    cfg = TrainConfig(epochs=30, batch_size=32, lr=3e-2, patience=2)
+    net = SASRec(_tiny(), 12)
+    result = train_sasrec(net, [s[:-1] for s in seqs], cfg, val)
+    scores = [row["val_ndcg@10"] for row in result.history]
+    assert len(scores) < 30  # stopped early: two evaluations without a better score
+    assert scores.index(max(scores)) == len(scores) - 3
+    assert result.best_score == max(scores)
+    assert evaluate(net, val)["ndcg@10"] == pytest.approx(result.best_score)  # best state is back

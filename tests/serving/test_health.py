@@ -110,6 +110,7 @@ def test_openapi_lists_every_route(sqlite_store: Store, make_client: ClientFacto
         "/v1/search",
         "/v1/trending",
         "/v1/new-arrivals",
+        "/v1/assistant",
         "/v1/admin/reload",
         "/v1/admin/bundle",
         "/v1/admin/impressions",

@@ -43,6 +43,19 @@ def _fresh(base: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Base URL and Redis key prefix of a running ``shopflow serve --workers 2``."""
+    yield from _two_workers(tmp_path)
+
+
+@pytest.fixture
+def two_workers_with_bundle(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The same, serving a bundle of the demo shop's co-visitation and trending models."""
+    from tests.serving import recommend_shop as shop
+
+    shop.write(tmp_path / "data" / "bundles", models=["covisit", "trending"])
+    yield from _two_workers(tmp_path)
+
+
+def _two_workers(tmp_path: Path) -> Iterator[tuple[str, str]]:
     reason = _redis_reason()
     if reason:
         pytest.skip(reason)
@@ -140,3 +153,41 @@ def test_any_worker_answers_with_the_whole_online_state(two_workers: tuple[str, 
     import redis
 
     assert redis.Redis.from_url(REDIS_URL).exists(f"{prefix}u:{USER}") == 1
+
+
+def test_covisitation_learned_by_one_worker_reaches_the_other(
+    two_workers_with_bundle: tuple[str, str],
+) -> None:
+    """One batch (one request, so one worker) teaches that x and y go together; soon both workers
+    list y as "often viewed with x" — the other one from the shared log (``serving.shared``)."""
+    from tests.serving import recommend_shop as shop
+
+    base, _ = two_workers_with_bundle
+    model, ext = shop.fitted().models["covisit"], shop.fitted().items.external_ids
+    x, y = next(
+        (ext[a], ext[b]) for a in range(len(ext)) for b in range(a + 1, len(ext))
+        if model.pair_weight(a, b) == 0 and model.pair_weight(b, a) == 0
+    )  # fmt: skip
+    now = time.time() - 60
+    batch = [
+        {"event_id": f"{kind}{u}", "type": "view", "user_id": f"pair-{u}", "item_id": item,
+         "timestamp": now + u + (kind == "y")}
+        for u in range(6) for kind, item in (("x", x), ("y", y))
+    ]  # fmt: skip
+    r = _fresh(base, "POST", "/v1/events", json=batch)
+    assert r.status_code == 200 and r.json()["accepted"] == 12, r.text
+    taught = r.headers["x-shopflow-worker"]
+
+    together: dict[str, bool] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (len(together) == 2 and all(together.values())):
+        r = _fresh(base, "GET", f"/v1/items/{x}/similar", params={"n": 50})
+        assert r.status_code == 200, r.text
+        kinds = [
+            reason["kind"] for it in r.json()["items"] if it["item_id"] == y
+            for reason in it["reasons"]
+        ]  # fmt: skip
+        together[r.headers["x-shopflow-worker"]] = "viewed_together" in kinds
+    assert len(together) == 2, f"only worker(s) {set(together)} answered"
+    assert together[taught], "the worker that took the events did not learn the pair"
+    assert all(together.values()), f"a worker never learned the pair: {together}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shopflow.ingest.schema import Event
-from shopflow.store.online import OnlineState
+from shopflow.store.online import OnlineState, ReviewTotals
 
 T = 1_700_000_000  # an hour boundary is at T - T % 3600
 
@@ -74,3 +76,19 @@ def test_forget_user_erases_sequence_only(online_state: OnlineState) -> None:
     assert online_state.recent("u") == []
     assert [r.event_id for r in online_state.recent("w")] == ["e2"]
     assert online_state.item_counts("a") == {"view": 2}  # aggregates hold no personal data
+
+
+def test_review_totals_per_item_and_overall(online_state: OnlineState) -> None:
+    assert online_state.review_totals(["a"]) == [ReviewTotals()]
+    assert online_state.review_overall() == ReviewTotals()
+    online_state.add_reviews([("a", 0.8, 5.0), ("a", -0.5, None), ("b", 0.02, 3.0)])
+    a, b, none = online_state.review_totals(["a", "b", "c"])
+    assert (a.count, a.positive, a.rated) == (2, 1, 1)
+    assert a.score_sum == pytest.approx(0.3) and a.stars_sum == pytest.approx(5.0)
+    assert (b.count, b.positive, b.rated, b.stars_sum) == (1, 0, 1, 3.0)  # 0.02: not positive
+    assert none == ReviewTotals()
+    overall = online_state.review_overall()
+    assert (overall.count, overall.positive, overall.rated) == (3, 1, 2)
+    assert overall.score_sum == pytest.approx(0.32) and overall.stars_sum == pytest.approx(8.0)
+    online_state.clear()
+    assert online_state.review_overall() == ReviewTotals()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -193,11 +195,12 @@ def test_added_item_is_found_at_once_and_removed_item_never(encoder: TextEncoder
         price=19.0,
         categories="Kids > Lighting",
     )
+    built = index.last_rebuild_seconds
     index.add([new])
     assert "lamp-1" in index and len(index) == len(CATALOGUE) + 1
     hits = index.search("unicorn night lamp", k=3)
     assert hits[0].item_id == "lamp-1" and hits[0].parts["lexical"] == 1
-    assert index.last_rebuild_seconds > 0  # the search rebuilt BM25 first
+    assert index.delta_rows == 1 and index.last_rebuild_seconds == built  # no BM25 rebuild
     # Upsert: same id, new title; the old text no longer finds it through BM25.
     index.add([new.model_copy(update={"title": "Solar garden lantern"})])
     assert len(index) == len(CATALOGUE) + 1
@@ -235,3 +238,33 @@ def test_user_vector_breaks_a_tie(encoder: TextEncoder) -> None:
     assert personal[0].parts["user"] > 0 > personal[1].parts["user"]
     # (1 - w) * 1 + w * cos(user, mug-b), with cos = 0.5 / sqrt(1.25)
     assert personal[0].score == pytest.approx(0.7 + 0.3 * 0.5 / np.sqrt(1.25), abs=1e-5)
+
+
+def test_enough_upserts_rebuild_bm25_in_the_background(encoder: TextEncoder) -> None:
+    from shopflow.text.search import SearchConfig
+
+    index = SearchIndex.build(CATALOGUE, encoder, SearchConfig(fold_min=3, fold_fraction=0.0))
+    vectors = encoder.encode([CATALOGUE[0].title])
+    for j in range(2):
+        index.add([Item(item_id=f"lamp-{j}", title=f"Unicorn night lamp model {j}")], vectors)
+        assert index._folding is None and index.delta_rows == j + 1  # under the threshold
+    main = index._lexical._main
+    index.add([Item(item_id="lamp-2", title="Unicorn night lamp model 2")], vectors)
+    assert {h.item_id for h in index.search("unicorn lamp", k=3)} == {"lamp-0", "lamp-1", "lamp-2"}
+    deadline = time.monotonic() + 30
+    while index.delta_rows and time.monotonic() < deadline:  # the third upsert started a rebuild
+        time.sleep(0.05)
+    assert index.delta_rows == 0 and index._lexical._main is not main
+    assert {h.item_id for h in index.search("unicorn lamp", k=3)} == {"lamp-0", "lamp-1", "lamp-2"}
+
+
+def test_taste_reorders_by_liked_brand_and_keeps_filters(encoder: TextEncoder) -> None:
+    from shopflow.text.personal import UserTaste
+
+    index = SearchIndex.build(CATALOGUE, encoder)
+    query = parse_query("t-shirt under 40", QueryVocabulary.from_items(CATALOGUE))
+    plain = [h.item_id for h in index.search(query, k=2)]
+    nike = [h.item_id for h in index.search(query, k=2, taste=UserTaste(brands={"nike": 1.0}))]
+    pata = [h.item_id for h in index.search(query, k=2, taste=UserTaste(brands={"patagonia": 1}))]
+    assert set(plain) == set(nike) == set(pata) == {"tee-1", "tee-2"}  # both under 40
+    assert nike[0] == "tee-2" and pata[0] == "tee-1"

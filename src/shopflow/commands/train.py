@@ -33,6 +33,7 @@ HELP = (
     "  shopflow train\n"
     "  shopflow train --models trending,covisit,als --cutoff 2026-10-15\n"
     "  shopflow train --time-budget 60\n"
+    "  shopflow train --warm-start current --warm-epochs 3\n"
 )
 DEMO_TIME_BUDGET_S = 110.0  # model fitting in `shopflow demo run`: keeps `make run` under 3 minutes
 STEP_NAMES = {
@@ -117,6 +118,13 @@ def print_summary(console: Console, path: Path) -> None:
     )
     for name, why in {**manifest["skipped"], **manifest["failed"]}.items():
         console.print(f"[yellow]left out[/yellow] {name}: {why}")
+    warm = manifest.get("warm_start")
+    if warm:
+        console.print(
+            f"sasrec warm-started from bundle {warm['from']} (cutoff {warm['from_cutoff']}): "
+            f"{warm['new_items']} new items, {warm['new_events']:,} new events of "
+            f"{warm['users_with_new_events']:,} users, {warm['epochs']} epochs, no offline check"
+        )
 
 
 def run_training(console: Console, store: Store, settings: Settings, **kwargs: Any) -> Path:
@@ -203,6 +211,20 @@ def _overrides(pairs: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _warm_start(text: str, epochs: int, names: list[str], settings: Settings) -> Any:
+    from shopflow.errors import NotFound
+    from shopflow.train_update import WARM_MODEL, WarmStart, resolve_bundle
+
+    if WARM_MODEL not in names:
+        raise typer.BadParameter(
+            f"a warm start updates {WARM_MODEL}: include it in --models", param_hint="--warm-start"
+        )
+    try:
+        return WarmStart(resolve_bundle(text, settings.data_dir / "bundles"), epochs=epochs)
+    except NotFound as exc:
+        raise typer.BadParameter(str(exc), param_hint="--warm-start") from None
+
+
 def train_command(
     models: str = typer.Option(
         "trending,covisit,als,content,sasrec", "--models", help="Comma-separated registry names."
@@ -222,6 +244,13 @@ def train_command(
     settings_: list[str] = typer.Option(
         [], "--set", help="A model setting, MODEL.SETTING=VALUE (repeatable), e.g. als.factors=128."
     ),
+    warm_start: str | None = typer.Option(
+        None,
+        "--warm-start",
+        help="Fine-tune sasrec from this bundle (a directory, or `current`) on the events after "
+        "its cutoff, new items added, instead of training it from scratch.",
+    ),
+    warm_epochs: int = typer.Option(3, "--warm-epochs", min=1, help="Epochs of a warm start."),
 ) -> None:
     """Train every model on the store's events and publish a model bundle."""
     from rich.console import Console
@@ -239,6 +268,7 @@ def train_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--cutoff") from None
     settings = load_settings()
+    warm = _warm_start(warm_start, warm_epochs, names, settings) if warm_start else None
     try:
         store = Store.from_settings(settings)
     except ShopflowError as exc:
@@ -255,6 +285,7 @@ def train_command(
             eval_users=eval_users,
             text_vectors=text,
             overrides=overrides,
+            warm_start=warm,
         )
     except ShopflowError as exc:
         console.print(f"[red]error:[/red] {exc}")

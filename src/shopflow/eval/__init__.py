@@ -7,4 +7,6 @@
   exposure.
 - :mod:`shopflow.eval.segments` — per-segment labels and averages (history length, item popularity,
   cold users).
+- :mod:`shopflow.eval.cold` — the cold-item protocol (items held out of training, ranked as
+  targets); :mod:`shopflow.eval.cold_sasrec` trains the sequential model for it.
 """

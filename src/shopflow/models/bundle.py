@@ -382,18 +382,12 @@ def load_bundle(path: str | Path) -> LoadedBundle:
 
 
 def model_class(name: str) -> type[Recommender]:
-    """The class of model ``name``: the registry's, or the sequential model (imported on demand)."""
+    """The class of model ``name`` in the registry (imported on first use: it pulls in torch)."""
     from shopflow.models.registry import MODELS
 
     if name in MODELS:
         return MODELS[name]
-    if name == "sasrec":
-        from shopflow.models.sasrec_model import SASRecModel
-
-        return SASRecModel
-    raise NotFound(
-        f"unknown model {name!r}; known models: {', '.join(sorted([*MODELS, 'sasrec']))}"
-    )
+    raise NotFound(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
 
 
 def load_current(root: str | Path) -> LoadedBundle | None:

@@ -33,8 +33,9 @@ Example
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,7 @@ class CoVisitation(Recommender):
             )
         self._delta: Delta = defaultdict(dict)
         self._delta_bought: Delta = defaultdict(dict)
+        self._frozen: tuple[Delta, Delta] | None = None  # updates a compaction is folding in
 
     def _pairs(
         self,
@@ -164,7 +166,7 @@ class CoVisitation(Recommender):
         if times_before is not None and now is not None and cfg.time_window_seconds is not None:
             recent = np.abs(now - np.asarray(times_before, float)) <= cfg.time_window_seconds
         self._add_pairs(self._delta, hist, recent, new_item, weight)
-        if types_before is not None and str(event_type) in {str(t) for t in cfg.basket_types}:
+        if types_before is not None and str(event_type) in cfg.basket_types:
             is_basket = np.isin(np.asarray(types_before).astype(str), list(cfg.basket_types))
             self._add_pairs(
                 self._delta_bought, hist[is_basket], recent[is_basket], new_item, weight
@@ -174,37 +176,110 @@ class CoVisitation(Recommender):
         self, delta: Delta, hist: np.ndarray, recent: np.ndarray, new_item: int, weight: float
     ) -> None:
         cfg = self.config
-        start = max(0, len(hist) - cfg.window)
-        for pos in range(start, len(hist)):
-            a = int(hist[pos])
-            if a == new_item or not recent[pos]:
+        n = len(hist)
+        start = max(0, n - cfg.window)
+        items, near = hist[start:].tolist(), recent[start:].tolist()  # plain ints: a fast loop
+        forward, backward, decay = cfg.forward_weight, cfg.backward_weight, cfg.gap_decay
+        row_new = delta[new_item]
+        for pos, (a, ok) in enumerate(zip(items, near, strict=True), start):
+            if a == new_item or not ok:
                 continue
-            w = weight * cfg.gap_decay ** (len(hist) - pos - 1)
-            delta[a][new_item] = delta[a].get(new_item, 0.0) + cfg.forward_weight * w
-            delta[new_item][a] = delta[new_item].get(a, 0.0) + cfg.backward_weight * w
+            w = weight * decay ** (n - pos - 1)
+            row_a = delta[a]
+            row_a[new_item] = row_a.get(new_item, 0.0) + forward * w
+            row_new[a] = row_new.get(a, 0.0) + backward * w
 
     def compact(self) -> None:
         """Fold the online updates into the sparse tables (and prune them to ``neighbours``)."""
-        self.table = self._merge(self.table, self._delta)
-        self._delta = defaultdict(dict)
-        if self.bought is not None or self._delta_bought:
-            base = self.bought if self.bought is not None else sp.csr_matrix(self.table.shape)
-            self.bought = self._merge(base, self._delta_bought)
-        self._delta_bought = defaultdict(dict)
+        self.compact_start()()()
+
+    @property
+    def compacting(self) -> bool:
+        """True between :meth:`compact_start` and the end of its compaction."""
+        return self._frozen is not None
+
+    def compact_start(self) -> Callable[[], Callable[[], None]]:
+        """A compaction in three steps, so that the slow one runs without the caller's lock.
+
+        Under the lock that guards the model: ``build = compact_start()`` freezes the online
+        updates so far (still scored; new ones go to fresh tables). Without it: ``finish =
+        build()`` merges the frozen updates into new tables. Under it again: ``finish()`` puts
+        them in place. ``compact()`` runs the three at once.
+        """
+        if self._frozen is not None:
+            raise RuntimeError("a compaction is already running")
+        self._frozen = (self._delta, self._delta_bought)
+        self._delta, self._delta_bought = defaultdict(dict), defaultdict(dict)
+        table, bought, (delta, delta_bought) = self.table, self.bought, self._frozen
+
+        def build() -> Callable[[], None]:
+            new_table = self._merge(table, delta)
+            new_bought = bought
+            if bought is not None or delta_bought:
+                base = bought if bought is not None else sp.csr_matrix(table.shape)
+                new_bought = self._merge(base, delta_bought)
+
+            def finish() -> None:
+                shape = self.table.shape  # grown meanwhile when a new item was learned
+                for m in (new_table, new_bought):
+                    if m is not None and m.shape != shape:
+                        m.resize(shape)
+                self.table, self.bought, self._frozen = new_table, new_bought, None
+
+            return finish
+
+        return build
+
+    def compact_abort(self) -> None:
+        """Give up a started compaction: its frozen updates go back to the online tables."""
+        if self._frozen is None:
+            return
+        for frozen, current in zip(self._frozen, (self._delta, self._delta_bought), strict=True):
+            for a, row in frozen.items():
+                for b, v in row.items():
+                    current[a][b] = current[a].get(b, 0.0) + v
+        self._frozen = None
+
+    def _deltas(self, bought: bool = False) -> list[Delta]:
+        """The online updates not in the tables yet (those a running compaction froze too)."""
+        current = self._delta_bought if bought else self._delta
+        if self._frozen is None:
+            return [current]
+        return [self._frozen[1] if bought else self._frozen[0], current]
 
     def _merge(self, table: sp.csr_matrix, delta: Delta) -> sp.csr_matrix:
+        """``table`` plus ``delta``, each row pruned to its ``neighbours`` best partners.
+
+        Only rows over the cap are pruned (a row at or under it keeps every entry whatever the
+        ranking key), so a compaction costs a sparse sum plus the few rows that grew past the cap,
+        not a sort of the whole table.
+        """
         if not delta:
             return table
-        coo = table.tocoo()
-        rows = [coo.row, np.array([a for a, r in delta.items() for _ in r], dtype=np.int64)]
-        cols = [coo.col, np.array([b for r in delta.values() for b in r], dtype=np.int64)]
-        vals = [coo.data, np.array([v for r in delta.values() for v in r.values()], np.float32)]
-        mat = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=table.shape
+        size = sum(len(r) for r in delta.values())
+        owners = chain.from_iterable(repeat(a, len(r)) for a, r in delta.items())
+        rows = np.fromiter(owners, np.int64, size)
+        cols = np.fromiter(chain.from_iterable(delta.values()), np.int64, size)
+        vals = np.fromiter(
+            chain.from_iterable(r.values() for r in delta.values()), np.float32, size
         )
-        mat.sum_duplicates()
-        key = mat.data * self._col_factor()[mat.indices]
-        return prune_rows(mat, self.config.neighbours, key).astype(np.float32)
+        add = sp.csr_matrix((vals, (rows, cols)), shape=table.shape, dtype=np.float32)
+        mat = sp.csr_matrix(table + add, dtype=np.float32)  # duplicates summed, indices sorted
+        lens = np.diff(mat.indptr)
+        over = np.flatnonzero(lens > self.config.neighbours)
+        if len(over):
+            n_over = lens[over]
+            owner = np.repeat(np.arange(len(over)), n_over)
+            flat = np.repeat(mat.indptr[over] - (np.cumsum(n_over) - n_over), n_over)
+            flat = flat + np.arange(len(owner))  # positions of the over-full rows' entries
+            idx = mat.indices[flat]
+            key = mat.data[flat] * self._col_factor()[idx]
+            order = np.lexsort((idx, -key, owner))  # per row: best first, ties by lower column
+            starts = np.searchsorted(owner[order], np.arange(len(over)))
+            rank = np.arange(len(order)) - starts[owner[order]]
+            mat.data[flat[order[rank >= self.config.neighbours]]] = 0.0
+            mat.eliminate_zeros()
+        return mat
 
     def _grow(self, n: int) -> None:
         if n <= self.n_items:
@@ -220,9 +295,9 @@ class CoVisitation(Recommender):
     def pair_weight(self, a: int, b: int, bought: bool = False) -> float:
         """Raw co-visitation weight of ``a → b`` (before popularity normalisation)."""
         self._check()
-        table, delta = (self.bought, self._delta_bought) if bought else (self.table, self._delta)
+        table = self.bought if bought else self.table
         base = 0.0 if table is None else float(table[a, b])
-        return base + delta.get(a, {}).get(b, 0.0)
+        return base + sum(d.get(a, {}).get(b, 0.0) for d in self._deltas(bought))
 
     # -- scoring ----------------------------------------------------------------------------------
     def _col_factor(self) -> np.ndarray:
@@ -238,39 +313,82 @@ class CoVisitation(Recommender):
         hist = history_matrix(histories, self.n_items, cfg.history_len, cfg.recency_decay)
         hist = hist @ sp.diags(self._row_factor().astype(np.float32))
         scores = (hist @ self.table).toarray()  # (B, n_items)
-        if self._delta:
+        for delta in self._deltas():
+            if not delta:
+                continue
             hist = hist.tocsr()
             for b in range(hist.shape[0]):
                 lo, hi = hist.indptr[b], hist.indptr[b + 1]
                 for a, w in zip(hist.indices[lo:hi], hist.data[lo:hi], strict=True):
-                    for item, v in self._delta.get(int(a), {}).items():
+                    for item, v in delta.get(int(a), {}).items():
                         scores[b, item] += w * v
         scores *= self._col_factor()[None, :]
         if cfg.pop_tiebreak:
             scores += cfg.pop_tiebreak * (self.pop / max(self.pop.max(), 1e-12))[None, :]
         return scores
 
-    def _row(self, table: sp.csr_matrix | None, delta: Delta, item: int) -> np.ndarray:
+    def score_items(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The items with co-visitation evidence for one history and their scores: the entries of
+        ``score([history])[0]`` that pairs (not the tie-break alone) make, online updates included.
+
+        The request path's version of :meth:`score`: it reads only the rows of the history's items
+        (a few hundred entries) instead of scoring the catalogue. Items ascending; the history's
+        own items are not removed.
+        """
+        from shopflow.retrieval.kernels import EMPTY_IDS, csr_rows, history_weights
+
+        self._check()
+        cfg, pop = self.config, self.pop
+        rows, weight = history_weights(history, self.n_items, cfg.history_len, cfg.recency_decay)
+        if not len(rows):
+            return EMPTY_IDS, np.empty(0)
+        weight = weight * np.where(pop[rows] > 0, pop[rows], 1.0) ** (-cfg.pop_beta)
+        owner, cols, vals = csr_rows(self.table, rows)
+        contrib = vals.astype(np.float64) * weight[owner]
+        deltas = [d for d in self._deltas() if d]
+        if deltas:
+            extra = [
+                (b, v * weight[j])
+                for delta in deltas
+                for j, a in enumerate(rows.tolist())
+                for b, v in delta.get(a, {}).items()
+            ]
+            if extra:
+                cols = np.concatenate([cols, np.array([b for b, _ in extra], dtype=np.int64)])
+                contrib = np.concatenate([contrib, np.array([v for _, v in extra])])
+        if not len(cols):
+            return EMPTY_IDS, np.empty(0)
+        total = np.bincount(cols, weights=contrib, minlength=self.n_items)  # dense: no sort
+        items = np.flatnonzero(total > 0)
+        total = total[items]
+        p = pop[items]
+        scores = total * np.where(p > 0, p, 1.0) ** (-cfg.pop_alpha)
+        if cfg.pop_tiebreak:
+            scores += cfg.pop_tiebreak * p / max(float(pop.max()), 1e-12)
+        return items, scores
+
+    def _row(self, table: sp.csr_matrix | None, deltas: list[Delta], item: int) -> np.ndarray:
         row = np.zeros(self.n_items, dtype=np.float64)
         if table is not None and item < table.shape[0]:
             lo, hi = table.indptr[item], table.indptr[item + 1]
             row[table.indices[lo:hi]] = table.data[lo:hi]
-        for other, v in delta.get(item, {}).items():
-            row[other] += v
+        for delta in deltas:
+            for other, v in delta.get(item, {}).items():
+                row[other] += v
         out = row * self._col_factor()
         out[row <= 0] = -np.inf  # no evidence: not similar
         return out
 
     def _similar(self, item: int) -> np.ndarray:
-        return self._row(self.table, self._delta, item)
+        return self._row(self.table, self._deltas(), item)
 
     def complementary(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Items bought together with ``item`` (the viewed-together table without event types)."""
         self._check()
-        if self.bought is None and not self._delta_bought:
-            scores = self._row(self.table, self._delta, item)
+        if self.bought is None and not any(self._deltas(bought=True)):
+            scores = self._row(self.table, self._deltas(), item)
         else:
-            scores = self._row(self.bought, self._delta_bought, item)
+            scores = self._row(self.bought, self._deltas(bought=True), item)
         scores[item] = -np.inf
         ids, sc = top_k(scores[None, :].astype(np.float32), k)
         return ids[0], sc[0]
@@ -290,3 +408,4 @@ class CoVisitation(Recommender):
         self.pop = np.load(path / "pop.npy")
         self._delta = defaultdict(dict)
         self._delta_bought = defaultdict(dict)
+        self._frozen = None

@@ -23,6 +23,7 @@ from shopflow.models.covisit import CoVisitation
 from shopflow.models.itemknn import ItemKNN
 from shopflow.models.mf import ALS, BPR
 from shopflow.models.popular import Popular, Trending
+from shopflow.models.sasrec_model import SASRecModel
 
 MODELS: dict[str, type[Recommender]] = {
     "pop": Popular,
@@ -32,6 +33,7 @@ MODELS: dict[str, type[Recommender]] = {
     "als": ALS,
     "bpr": BPR,
     "content": ContentBased,
+    "sasrec": SASRecModel,
 }
 
 

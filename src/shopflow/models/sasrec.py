@@ -83,11 +83,12 @@ class ItemEmbedding(nn.Module):
         self.ids = nn.Embedding(n_items + 1, hidden, padding_idx=0)
         self.tokens: Tensor | None
         self.text: Tensor | None
-        self.tok: nn.Embedding | None = None
+        self.tok: nn.EmbeddingBag | None = None
         self.text_proj: nn.Linear | None = None
         if tokens is not None:
             self.register_buffer("tokens", tokens.long())  # (N+1, A)
-            self.tok = nn.Embedding(n_tokens + 1, hidden, padding_idx=0)
+            # mean over an item's real tokens (padding_idx is left out of the mean; none → zeros)
+            self.tok = nn.EmbeddingBag(n_tokens + 1, hidden, mode="mean", padding_idx=0)
         else:
             self.tokens = None
         if text is not None:
@@ -100,10 +101,8 @@ class ItemEmbedding(nn.Module):
         """Vectors of shifted item ids ``idx`` (any shape S) → (*S, D); id 0 gives zeros."""
         out = self.ids(idx)  # (*S, D)
         if self.tok is not None and self.tokens is not None:
-            tok = self.tokens[idx]  # (*S, A)
-            has = (tok > 0).unsqueeze(-1)  # (*S, A, 1)
-            count = has.sum(-2).clamp(min=1)  # (*S, 1)
-            out = out + (self.tok(tok) * has).sum(-2) / count  # (*S, D)
+            tok = self.tokens[idx.reshape(-1)]  # (S, A)
+            out = out + self.tok(tok).view(out.shape)  # (*S, D)
         if self.text_proj is not None and self.text is not None:
             out = out + self.text_proj(self.text[idx])  # (*S, D)
         return out
@@ -206,20 +205,23 @@ class SASRec(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
+        elif isinstance(m, nn.Embedding | nn.EmbeddingBag):
             nn.init.normal_(m.weight, std=0.02)
             if m.padding_idx is not None:
                 nn.init.zeros_(m.weight[m.padding_idx])
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, table: Tensor | None = None) -> Tensor:
         """Training-time trunk: shifted ids (B, T), 0 = padding, T ≤ max_len → states (B, T, D).
 
         The state at position t summarises items ≤ t and is trained to predict item t+1.
+        ``table`` (N+1, D), from :meth:`embed_all`, saves embedding the inputs again when the
+        output layer needs every item vector anyway (training with the full softmax).
         """
         real = x > 0  # (B, T)
         t = x.shape[1]
         pos = (real.long().cumsum(1) - 1).clamp(min=0)  # (B, T) index from the first real item
-        h = (self.items(x) + self.pos(pos)) * real.unsqueeze(-1)  # (B, T, D), padding rows 0
+        emb = self.items(x) if table is None else table[x]  # (B, T, D)
+        h = (emb + self.pos(pos)) * real.unsqueeze(-1)  # (B, T, D), padding rows 0
         h = self.drop(h)  # (B, T, D)
         causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()  # (T, T)
         eye = torch.eye(t, dtype=torch.bool, device=x.device)  # (T, T)
@@ -233,6 +235,11 @@ class SASRec(nn.Module):
         for block in self.blocks:
             h = block(h, allowed)  # (B, T, D)
         return self.ln_f(h)  # (B, T, D)
+
+    def embed_all(self) -> Tensor:
+        """Vectors of every shifted id 0..N (row 0, padding, is zeros) → (N+1, D)."""
+        idx = torch.arange(self.n_items + 1, device=self.pos.weight.device)  # (N+1,)
+        return self.items(idx) * (idx > 0).unsqueeze(-1)  # (N+1, D)
 
     def item_table(self) -> Tensor:
         """Output vectors of items 0..N-1 (tied with the input embedding) → (N, D)."""

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,34 +40,30 @@ from shopflow.models.losses import (
     uniform_log_q,
 )
 from shopflow.models.sasrec import SASRec, pad_left
+from shopflow.models.sasrec_config import (  # re-exported: callers import from either module
+    LOSSES,
+    SAMPLERS,
+    TrainConfig,
+    TrainResult,
+    pick_device,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("full", "sampled")
-SAMPLERS = ("uniform", "popularity")
-
-
-@dataclass
-class TrainConfig:
-    """How to train. Defaults: full softmax CE, AdamW 1e-3, batch 64, patience 10 evaluations."""
-
-    epochs: int = 200
-    # 64 beat 256 on Beauty at equal epochs (val NDCG@10 after 3 epochs 0.0195 vs 0.0147) for about
-    # the same CPU per epoch: the cost is the output layer, paid per target, not per step
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    loss: str = "full"  # "full" softmax CE | "sampled" softmax with logQ correction
-    n_negatives: int = 1024  # shared negatives per batch for loss="sampled"
-    sampler: str = "uniform"  # "uniform" | "popularity" (counts ** 0.75)
-    patience: int = 10  # evaluations without a better validation NDCG@10 before stopping
-    lr_patience: int = 0  # evaluations without improvement before lr *= lr_decay (0: never)
-    lr_decay: float = 0.5
-    eval_every: int = 1  # epochs between validations
-    max_seconds: float | None = None  # stop training after this much wall time (None: no limit)
-    seed: int = 0
-    device: str = "auto"  # "auto" (CUDA when available) | "cpu" | "cuda"
-    progress: bool = False  # show a tqdm bar (runners and the CLI turn it on)
+__all__ = [
+    "LOSSES",
+    "SAMPLERS",
+    "EvalSet",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "make_eval_set",
+    "make_training_tensor",
+    "pick_device",
+    "seed_everything",
+    "train_sasrec",
+]
 
 
 @dataclass
@@ -78,29 +74,6 @@ class EvalSet:
     seen_flat: Tensor  # (sum of history lengths,) item ids 0..N-1, user after user
     seen_offsets: Tensor  # (U + 1,) user u's history is seen_flat[off[u]:off[u+1]]
     targets: Tensor  # (U,) item ids 0..N-1
-
-
-@dataclass
-class TrainResult:
-    """What training did: one row per evaluation, the best epoch and its validation score."""
-
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_score: float = float("-inf")
-    seconds: float = 0.0
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA) and numpy's legacy global generator."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def make_training_tensor(sequences: Sequence[np.ndarray], max_len: int) -> Tensor:
@@ -230,7 +203,9 @@ def train_sasrec(
     gen = torch.Generator().manual_seed(cfg.seed)
     data = make_training_tensor(sequences, net.cfg.max_len)  # (W, max_len + 1)
     lengths = (data > 0).sum(1)  # (W,)
-    log_q_cpu = _log_q(cfg, net.n_items, item_counts) if cfg.loss == "sampled" else None
+    # sampling at least as many negatives as there are items is the full softmax, done exactly
+    sampled = cfg.loss == "sampled" and cfg.n_negatives < net.n_items
+    log_q_cpu = _log_q(cfg, net.n_items, item_counts) if sampled else None
     log_q = log_q_cpu.to(device) if log_q_cpu is not None else None
     opt = torch.optim.AdamW(
         net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type != "mps"
@@ -252,8 +227,9 @@ def train_sasrec(
             x = seq[:, :-1]  # (b, width - 1) inputs
             y = torch.where(x > 0, seq[:, 1:] - 1, -1)  # (b, width - 1) next item, -1 = none
             with autocast:
-                h = net(x)  # (b, width - 1, D)
-                table = net.item_table()  # (N, D)
+                full = net.embed_all()  # (N + 1, D), row 0 = padding
+                h = net(x, full)  # (b, width - 1, D)
+                table = full[1:]  # (N, D) output vectors, tied
                 if log_q is None or log_q_cpu is None:
                     loss = full_softmax_ce(h, y, table)
                 else:

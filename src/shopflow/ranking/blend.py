@@ -4,7 +4,9 @@ Scores of different sources live on different scales (cosine similarities, co-vi
 BM25, logits), so each source's scores are scaled to [0, 1] over the candidates that source proposed
 — divided by the best when none is negative (a weak match keeps a share), min-max scaled otherwise
 (logits) — multiplied by the scenario's weight for that source and summed. An item several sources
-agree on therefore rises. Sources with no weight in the context get ``default_weight``.
+agree on therefore rises. Sources with no weight in the context get ``default_weight``. Item
+features already on a common scale (``raw``: review sentiment's lift in [-1, 1]) are not rescaled
+over the candidates: they add ``weight * value``, and an item without the feature adds 0.
 
 Example
 -------
@@ -31,20 +33,22 @@ def scale_columns(scores: np.ndarray) -> np.ndarray:
     >>> scale_columns(np.array([[4.0, -1.0], [2.0, 1.0], [np.nan, 3.0]])).tolist()
     [[1.0, 0.0], [0.5, 0.5], [nan, 1.0]]
     """
-    out = np.full(scores.shape, np.nan)
-    for s in range(scores.shape[1]):
-        col = scores[:, s]
-        ok = np.isfinite(col)
-        if not ok.any():
-            continue
-        lo, hi = col[ok].min(), col[ok].max()
-        if hi - lo <= 1e-12:
-            out[ok, s] = 1.0
-        elif lo >= 0:
-            out[ok, s] = col[ok] / hi
-        else:
-            out[ok, s] = (col[ok] - lo) / (hi - lo)
-    return out
+    if not scores.size:
+        return np.full(scores.shape, np.nan)
+    ok = np.isfinite(scores)  # all columns at once: a few array calls, not a few per column
+    lo = np.where(ok, scores, np.inf).min(axis=0)  # (S,); inf for a column with no entry
+    hi = np.where(ok, scores, -np.inf).max(axis=0)
+    span = hi - lo
+    flat = span <= 1e-12
+    base = np.where(lo >= 0, 0.0, lo)  # x / max when none is negative, else min-max
+    div = np.where(lo >= 0, hi, span)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (scores - base) / np.where(flat | (div == 0), 1.0, div)
+    out = np.where(flat, 1.0, out)
+    return np.where(ok, out, np.nan)
+
+
+RAW_FEATURES = frozenset({"sentiment"})  # columns that enter the blend unscaled
 
 
 class BlendRanker:
@@ -52,15 +56,19 @@ class BlendRanker:
 
     name = "blend"
 
-    def __init__(self, default_weight: float = 0.1) -> None:
+    def __init__(self, default_weight: float = 0.1, raw: frozenset[str] = RAW_FEATURES) -> None:
         self.default_weight = default_weight
+        self.raw = raw
 
     def contributions(self, candidates: Candidates, context: RankContext) -> np.ndarray:
         w = np.array(
             [context.weights.get(s, self.default_weight) for s in candidates.sources], np.float64
         )
         scaled = scale_columns(candidates.scores)
-        return np.nan_to_num(scaled, nan=0.0) * w[None, :]  # (C, S)
+        for col, source in enumerate(candidates.sources):
+            if source in self.raw:
+                scaled[:, col] = candidates.scores[:, col]
+        return np.where(np.isnan(scaled), 0.0, scaled) * w[None, :]  # (C, S)
 
     def score(self, candidates: Candidates, context: RankContext) -> np.ndarray:
         if not len(candidates):

@@ -7,7 +7,9 @@ neighbour came from, the cart item it is bought with). Kinds:
 ``because_you_viewed`` ("Because you viewed *Y*"), ``similar`` ("Similar to *X*"),
 ``viewed_together`` ("Often viewed with *X*"), ``bought_together`` ("Bought together with *X*"),
 ``trending`` ("Trending in *Z*"), ``new_from_brand`` ("New from *B*, a brand you like"),
-``new_in_category``, ``new_arrival``, ``matches_query`` ("Matches “*q*”"), ``popular``.
+``new_in_category``, ``new_arrival``, ``matches_query`` ("Matches “*q*”"), ``searched_for``
+("Because you searched for “*q*”"), ``buyers_praise`` ("Buyers praise it — 4.5/5 from 230
+reviews", only with strong evidence: ``serving.reviews``), ``popular``.
 
 Example
 -------
@@ -25,6 +27,7 @@ Example
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +63,8 @@ class ExplainContext:
     category: str | None = None  # the category the request asked for (trending in Z)
     liked_brands: set[int] = field(default_factory=set)
     liked_leaves: set[int] = field(default_factory=set)
+    review_reason: Callable[[int], Reason | None] | None = None  # item → "buyers praise it"
+    searches: list[str] = field(default_factory=list)  # recent queries, by evidence index
 
 
 def explain(
@@ -76,18 +81,22 @@ def explain(
     different kinds.
     """
     rows = np.arange(len(candidates)) if rows is None else np.asarray(rows, dtype=np.int64)
-    present = candidates.present()
+    # the rows' numbers as Python lists once: per-element numpy indexing costs more than the loop
+    contrib = contributions[rows]
+    orders = np.argsort(-contrib, axis=1, kind="stable").tolist()
+    present = candidates.present()[rows].tolist()
+    evidence_of = candidates.evidence[rows].tolist()
+    weights = contrib.tolist()
     out: list[list[Reason]] = []
-    for r in rows:
-        item = int(candidates.items[r])
+    for j, item in enumerate(candidates.items[rows].tolist()):
         reasons: list[Reason] = []
-        for s in np.argsort(-contributions[r], kind="stable"):
-            if not present[r, s]:
+        for s in orders[j]:
+            if not present[j][s]:
                 continue
-            reason = _reason(candidates.sources[s], item, int(candidates.evidence[r, s]), ctx)
+            reason = _reason(candidates.sources[s], item, evidence_of[j][s], ctx)
             if reason is None or any(x.kind == reason.kind for x in reasons):
                 continue
-            evidence = {**reason.evidence, "weight": round(float(contributions[r, s]), 4)}
+            evidence = {**reason.evidence, "weight": round(weights[j][s], 4)}
             reasons.append(Reason(reason.kind, reason.text, evidence))
             if len(reasons) >= max_reasons:
                 break
@@ -109,6 +118,14 @@ def _reason(source: str, item: int, ev: int, ctx: ExplainContext) -> Reason | No
         return _popular(item, ctx, source)
     if source == "new_arrivals":
         return _new(item, ctx)
+    if source == "sentiment":
+        return ctx.review_reason(item) if ctx.review_reason is not None else None
+    if source == "searched":
+        query = ctx.searches[ev] if 0 <= ev < len(ctx.searches) else None
+        if query is None:
+            return None
+        text = f"Because you searched for “{query}”"
+        return Reason("searched_for", text, {"source": source, "query": query})
     if source in ("search", "dense"):
         words = {w.lower() for w in _WORD.findall(ctx.query or "")}
         text = " ".join(filter(None, (t.titles[item], t.brand_name(item), *t.paths[item])))

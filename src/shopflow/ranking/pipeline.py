@@ -4,7 +4,8 @@
 score, its reasons and what an answer shows of it. When the filters leave fewer candidates than the
 page needs, ``fill`` (popularity over the filtered catalogue) supplies more, ranked after every real
 candidate, so a page is never short while the catalogue still has items that pass the filters
-(``fill=None``: no padding, as in search).
+(``fill=None``: no padding, as in search). ``features`` adds item features of the candidates that
+passed the filters (review sentiment) as one more column, which proposes no item of its own.
 
 Example
 -------
@@ -36,10 +37,36 @@ from shopflow.ranking import RankContext, Ranker, order
 from shopflow.ranking.explain import ExplainContext, explain
 from shopflow.ranking.rules import Filters, allowed, diversify
 from shopflow.retrieval.items import ItemTable
-from shopflow.retrieval.merge import SourceHits, merge
+from shopflow.retrieval.merge import Candidates, SourceHits, merge
 
 FILL = "popular"
 Fill = Callable[[int, np.ndarray], SourceHits]  # (how many, allowed-items mask) → hits
+Features = Callable[[np.ndarray], SourceHits | None]  # candidate items → a feature column
+
+
+def with_column(cands: Candidates, hits: SourceHits) -> Candidates:
+    """``cands`` with one more column from ``hits`` (items that are not candidates are ignored).
+
+    >>> c = merge([SourceHits("a", np.array([4, 2]), np.array([1.0, 0.5]))])
+    >>> w = with_column(c, SourceHits("f", np.array([2, 9]), np.array([0.3, 1.0])))
+    >>> w.sources, w.scores[:, 1].tolist(), w.ranks[:, 1].tolist()
+    (['a', 'f'], [nan, 0.3], [-1, 0])
+    """
+    row_of = {int(i): r for r, i in enumerate(cands.items)}
+    col = np.full(len(cands), np.nan)
+    rank = np.full(len(cands), -1, dtype=np.int64)
+    for j, (item, score) in enumerate(zip(hits.items.tolist(), hits.scores.tolist(), strict=True)):
+        r = row_of.get(item)
+        if r is not None:
+            col[r], rank[r] = score, j
+    ev = np.full((len(cands), 1), -1, dtype=np.int64)
+    return Candidates(
+        cands.items,
+        [*cands.sources, hits.name],
+        np.column_stack([cands.scores, col]),
+        np.column_stack([cands.ranks, rank]),
+        np.column_stack([cands.evidence, ev]),
+    )
 
 
 def rank_page(
@@ -54,6 +81,7 @@ def rank_page(
     context: RankContext,
     explain_ctx: ExplainContext,
     max_share: float,
+    features: Features | None = None,
 ) -> list[dict[str, Any]]:
     """Items ``offset .. offset + n`` of the ranked, filtered, diversified candidates.
 
@@ -70,16 +98,19 @@ def rank_page(
         cands = merge([*hits, fill(need - int(ok.sum()), mask)])
         ok = allowed(cands.items, table, filters, blocked)
     cands = cands.subset(ok)
+    present = cands.present()  # (C, S) of the sources proper, before any feature column
+    extra = features(cands.items) if features is not None and len(cands) else None
+    if extra is not None and len(extra):
+        cands = with_column(cands, extra)
     contrib = ranker.contributions(cands, context)  # (C, S)
     scores = contrib.sum(axis=1)
-    present = cands.present()
     key = scores
     if FILL in cands.sources:  # fill-only items go after every real candidate
         only = present[:, cands.sources.index(FILL)] & (present.sum(axis=1) == 1)
         key = np.where(only, scores - 1e6, scores)
     picked = diversify(cands.items[order(key)], table, need, max_share)[offset:]
-    row_of = {int(c): r for r, c in enumerate(cands.items)}
-    rows = np.array([row_of[int(i)] for i in picked], dtype=np.int64)
+    sorter = np.argsort(cands.items)  # candidates are distinct: picked item → its row
+    rows = sorter[np.searchsorted(cands.items, picked, sorter=sorter)].astype(np.int64)
     reasons = explain(cands, contrib, explain_ctx, rows)
     out = []
     for r, why in zip(rows.tolist(), reasons, strict=True):

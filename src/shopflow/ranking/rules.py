@@ -88,7 +88,9 @@ def allowed(
 ) -> np.ndarray:
     """(C,) bool for candidate ``items``: passes ``filters`` and is not in ``blocked``."""
     items = np.asarray(items, dtype=np.int64)
-    ok = table.in_stock()[items] if filters.in_stock else table.available[items]
+    ok = table.available[items]  # the candidates' rows only, not the whole catalogue
+    if filters.in_stock:
+        ok &= table.stock[items] != 0
     if filters.category:
         ok &= table.category_mask(filters.category)[items]
     if filters.brand:
@@ -101,7 +103,10 @@ def allowed(
         idx = table.ids.to_index(filters.exclude, missing=-1)
         ok &= ~np.isin(items, idx[idx >= 0])
     if blocked is not None and len(blocked):
-        ok &= ~np.isin(items, blocked)
+        hide = np.zeros(len(table), dtype=bool)
+        b = np.asarray(blocked, dtype=np.int64)
+        hide[b[(b >= 0) & (b < len(table))]] = True
+        ok &= ~hide[items]
     return ok
 
 

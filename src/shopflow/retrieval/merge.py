@@ -96,8 +96,10 @@ def merge(hits: Sequence[SourceHits]) -> Candidates:
         )
     allitems = np.concatenate(parts)
     uniq, first = np.unique(allitems, return_index=True)
-    items = uniq[np.argsort(first, kind="stable")]  # first-seen order
-    pos = {int(i): p for p, i in enumerate(items)}
+    seen_order = np.argsort(first, kind="stable")
+    items = uniq[seen_order]  # first-seen order
+    pos = np.empty(len(uniq), dtype=np.int64)  # row of each of the sorted ``uniq``
+    pos[seen_order] = np.arange(len(uniq))
     c, s = len(items), len(names)
     scores = np.full((c, s), np.nan)
     ranks = np.full((c, s), -1, dtype=np.int64)
@@ -106,7 +108,7 @@ def merge(hits: Sequence[SourceHits]) -> Candidates:
         if not len(h):
             continue
         col = names.index(h.name)
-        rows = np.fromiter((pos[int(i)] for i in h.items), np.int64, len(h))
+        rows = pos[np.searchsorted(uniq, h.items)]
         better = np.isnan(scores[rows, col]) | (h.scores > scores[rows, col])
         rows_b = rows[better]
         scores[rows_b, col] = h.scores[better]

@@ -14,21 +14,29 @@ dense item indices, with :class:`~shopflow.retrieval.merge.SourceHits`:
 - ``popular``: popularity over any filtered subset of the catalogue, which never runs dry.
 
 Each history-based source names, for every item, the history item that led to it (``evidence``).
-Missing models simply yield no hits; nothing here raises for a model the bundle lacks.
+Missing models simply yield no hits; nothing here raises for a model the bundle lacks. The item
+table may hold more items than the models (items upserted since training, ``serving.fresh``): a
+model ignores the items it does not know and never proposes them; text vectors cover every item.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from shopflow.models.base import Recommender, history_matrix, mask_seen, top_k
+from shopflow.models.base import Recommender, top_k
+from shopflow.retrieval.cache import CandidateCache
 from shopflow.retrieval.index import ExactIndex, FaissIndex, ItemIndex
 from shopflow.retrieval.items import ItemTable
+from shopflow.retrieval.kernels import csr_rows, history_weights, top_k_row
 from shopflow.retrieval.merge import SourceHits, aggregate
+from shopflow.retrieval.seq_encoder import NumpyEncoder, numpy_encoder
+
+log = logging.getLogger(__name__)
 
 EMPTY = np.empty(0, dtype=np.int64)
 ANN_THRESHOLD = 200_000  # catalogues larger than this use an HNSW index instead of exact search
@@ -72,6 +80,12 @@ class SourceSet:
         Unit text embeddings (n_items, E) for content similarity and search, or None.
     history_len
         Most recent history items the item-to-item sources expand.
+    base
+        The source set of the same models over an older table (items upserted since): what was
+        computed from the models (item vectors, the numpy encoder, YᵀY), the co-visitation
+        lock and the candidate cache are taken over instead of computed again.
+    cache
+        Keeps the history-based sources' answers for the same history (default: none kept).
     """
 
     def __init__(
@@ -82,34 +96,58 @@ class SourceSet:
         history_len: int = 8,
         recency_decay: float = 0.7,
         new_days: float = 30.0,
+        base: SourceSet | None = None,
+        cache: CandidateCache | None = None,
     ) -> None:
         self.items = items
         self.n = len(items)
         self.history_len = history_len
         self.recency_decay = recency_decay
-        self.lock = threading.RLock()  # guards the co-visitation model (updated online)
-        self._updates = 0
         found: dict[str, Any] = dict(models)
         self.covisit: Any = found.get("covisit")
         self.als: Any = found.get("als")
         self.sasrec: Any = found.get("sasrec")
         self.names = sorted(models)
+        same = base is not None and all(
+            getattr(base, name) is found.get(name) for name in ("covisit", "als", "sasrec")
+        )
+        # guards the co-visitation model (updated online); one lock per model, whichever set
+        self.lock = base.lock if same and base is not None else threading.RLock()
+        self._updates = base._updates if same and base is not None else 0
+        # a history's candidates, kept for its next request (``retrieval.cache``)
+        if same and base is not None:
+            self.cache = base.cache
+        else:
+            self.cache = cache if cache is not None else CandidateCache(size=0)
         self.seq_vectors: np.ndarray | None = None
         self.seq_index: ItemIndex | None = None
-        if self.sasrec is not None and getattr(self.sasrec, "n_items", 0) == self.n:
-            self.seq_vectors = np.ascontiguousarray(self.sasrec.item_vectors(), dtype=np.float32)
-            self.seq_index = make_index(self.seq_vectors)
-            self.seq_unit = normalised(self.seq_vectors)
+        self.seq_encoder: NumpyEncoder | None = None  # one history's state without torch
+        if self.sasrec is not None and 0 < getattr(self.sasrec, "n_items", 0) <= self.n:
+            if same and base is not None and base.seq_vectors is not None:
+                self.seq_vectors, self.seq_index = base.seq_vectors, base.seq_index
+                self.seq_unit, self.seq_encoder = base.seq_unit, base.seq_encoder
+            else:
+                vectors = self.sasrec.item_vectors()
+                self.seq_vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+                self.seq_index = make_index(self.seq_vectors)
+                self.seq_unit = normalised(self.seq_vectors)
+                if getattr(self.sasrec, "net", None) is not None:
+                    self.seq_encoder = numpy_encoder(self.sasrec.net)
         else:
             self.sasrec = None
-        if self.als is not None and getattr(self.als, "n_items", 0) == self.n:
-            y = np.asarray(self.als.item_factors, dtype=np.float64)
-            self.als_gram = y.T @ y  # YᵀY, once per bundle
-            self.als_factors = np.ascontiguousarray(y, dtype=np.float32)
-            self.als_unit = normalised(self.als_factors)
+        if self.als is not None and 0 < getattr(self.als, "n_items", 0) <= self.n:
+            if same and base is not None and base.als is not None:
+                self.als_gram, self.als_base = base.als_gram, base.als_base
+                self.als_factors, self.als_unit = base.als_factors, base.als_unit
+            else:
+                y = np.asarray(self.als.item_factors, dtype=np.float64)
+                self.als_gram = y.T @ y  # YᵀY, once per bundle
+                self.als_base = self.als_gram + self.als.config.regularization * np.eye(y.shape[1])
+                self.als_factors = np.ascontiguousarray(y, dtype=np.float32)
+                self.als_unit = normalised(self.als_factors)
         else:
             self.als = None
-        if self.covisit is not None and getattr(self.covisit, "n_items", 0) != self.n:
+        if self.covisit is not None and getattr(self.covisit, "n_items", 0) > self.n:
             self.covisit = None
         self.text: np.ndarray | None = None
         self.text_index: ItemIndex | None = None
@@ -118,6 +156,8 @@ class SourceSet:
             self.text_index = make_index(self.text)
         self.prior = self._prior(models)
         self.new_pool = self._new_pool(new_days)
+        self._online: tuple[Sequence[tuple[str, float]] | None, np.ndarray] = (None, self.prior)
+        self._trend_top: tuple[Sequence[tuple[str, float]], int, SourceHits] | None = None
 
     def available(self) -> list[str]:
         """The sources this bundle can feed (the others answer with no hits)."""
@@ -138,9 +178,10 @@ class SourceSet:
         """Popularity prior in [0, 1]: the bundle's trending (else popularity) scores, or zeros."""
         for name in ("trending", "pop"):
             m = models.get(name)
-            if m is not None and getattr(m, "n_items", 0) == self.n:
+            if m is not None and 0 < getattr(m, "n_items", 0) <= self.n:
                 s = np.asarray(m.score([EMPTY])[0], dtype=np.float64)
                 s = np.where(np.isfinite(s), np.maximum(s, 0.0), 0.0)
+                s = np.concatenate([s, np.zeros(self.n - len(s))])  # items newer than the model
                 return s / s.max() if s.max() > 0 else s
         return np.zeros(self.n)
 
@@ -158,46 +199,72 @@ class SourceSet:
     # -- history-based ----------------------------------------------------------------------------
     def sequential(self, history: np.ndarray, k: int) -> SourceHits:
         """SASRec: one forward pass for the user state, then the nearest item vectors (unseen)."""
+        history = known(history, self.seq_vectors)
         if self.sasrec is None or self.seq_index is None or not len(history) or k <= 0:
             return SourceHits("sequential", EMPTY, EMPTY)
-        import torch
+        key = self.cache.key("sequential", k, history)
+        kept = self.cache.get(key)
+        if kept is not None:
+            return kept
+        if self.seq_encoder is not None:
+            state = self.seq_encoder.encode(history)  # (D,)
+        else:
+            import torch
 
-        with torch.inference_mode():
-            state = self.sasrec.encode([history])  # (1, D)
-        ids, scores = self.seq_index.search(state, k, exclude=[history])
-        items = ids[0]
+            with torch.inference_mode():
+                state = self.sasrec.encode([history])[0]  # (D,)
+        if isinstance(self.seq_index, ExactIndex) and self.seq_vectors is not None:
+            items, scores = top_k_row(self.seq_vectors @ state, k, history)  # (N,) → (≤k,)
+        else:
+            ids, sc = self.seq_index.search(state[None, :], k, exclude=[history])
+            items, scores = ids[0], sc[0]
         recent = history[-self.history_len :]
-        return SourceHits(
-            "sequential", items, scores[0], self.history_evidence(self.seq_unit, items, recent)
+        hits = SourceHits(
+            "sequential", items, scores, self.history_evidence(self.seq_unit, items, recent)
         )
+        self.cache.put(key, hits)
+        return hits
 
     def covisit_history(self, history: np.ndarray, k: int) -> SourceHits:
         """Co-visitation scores of the history (the model's own recency and popularity weighting,
         online updates included); evidence: the recent item with the strongest pair."""
-        if self.covisit is None or not len(history) or k <= 0:
+        if self.covisit is None or k <= 0:
             return SourceHits("covisit", EMPTY, EMPTY)
         with self.lock:
-            ids, scores = self.covisit.recommend([history], k=k)
-            items, sc = ids[0], scores[0]
-            # items with no co-visitation evidence carry only the popularity tie-break: drop them
-            real = (items >= 0) & (sc > 1.0001 * self.covisit.config.pop_tiebreak)
-            items, sc = items[real], sc[real]
+            history = history[history < self.covisit.n_items]
+            if not len(history):
+                return SourceHits("covisit", EMPTY, EMPTY)
+            key = self.cache.key("covisit", k, history)
+            kept = self.cache.get(key)  # expires: others' events change the pairs too
+            if kept is not None:
+                return kept
             recent = history[-self.history_len :]
-            pairs = self.covisit.table[recent][:, items].toarray()  # (L, k)
-        best = np.argmax(pairs, axis=0) if len(items) else EMPTY
-        ev = np.where(pairs.max(axis=0) > 0, recent[best], recent[-1]) if len(items) else EMPTY
-        return SourceHits("covisit", items, sc, ev)
+            cand, sc = self.covisit.score_items(history)  # the items with pairs, ascending
+            # items with no co-visitation evidence carry only the popularity tie-break: drop them
+            seen = np.zeros(self.covisit.n_items, dtype=bool)
+            seen[history] = True
+            real = (sc > 1.0001 * self.covisit.config.pop_tiebreak) & ~seen[cand]
+            best, sc = top_k_row(sc[real], k)
+            items = cand[real][best]
+            owner, cols, vals = csr_rows(self.covisit.table, recent)  # the pairs of the recent
+        hits = SourceHits("covisit", items, sc, strongest_pair(recent, items, owner, cols, vals))
+        self.cache.put(key, hits)
+        return hits
 
     def als_history(self, history: np.ndarray, k: int) -> SourceHits:
         """ALS: the history folded into a user vector; seen items excluded."""
+        history = known(history, self.als_factors if self.als is not None else None)
         if self.als is None or not len(history) or k <= 0:
             return SourceHits("als", EMPTY, EMPTY)
-        scores = self.als_scores(history)[None, :].astype(np.float32)
-        mask_seen(scores, [history])
-        ids, sc = top_k(scores, k)
-        items = ids[0]
+        key = self.cache.key("als", k, history)
+        kept = self.cache.get(key)
+        if kept is not None:
+            return kept
+        items, sc = top_k_row(self.als_scores(history), k, history)
         recent = history[-self.history_len :]
-        return SourceHits("als", items, sc[0], self.history_evidence(self.als_unit, items, recent))
+        hits = SourceHits("als", items, sc, self.history_evidence(self.als_unit, items, recent))
+        self.cache.put(key, hits)
+        return hits
 
     def als_scores(self, history: np.ndarray) -> np.ndarray:
         """ALS scores of every item for ``history``: the model's least-squares fold-in, solved here.
@@ -208,11 +275,12 @@ class SourceSet:
         well under a millisecond instead of a pass over every item factor inside an OpenMP loop.
         """
         cfg = self.als.config
-        hist = history_matrix([history], self.n, cfg.history_len, cfg.recency_decay)
-        y = self.als_factors[hist.indices].astype(np.float64)  # (h, f)
-        conf = cfg.alpha * hist.data.astype(np.float64)  # (h,)
-        a = self.als_gram + cfg.regularization * np.eye(len(self.als_gram))
-        a += (y * (np.abs(conf) - 1.0)[:, None]).T @ y
+        history = known(history, self.als_factors)
+        n = len(self.als_factors)
+        items, weight = history_weights(history, n, cfg.history_len, cfg.recency_decay)
+        y = self.als_factors[items].astype(np.float64)  # (h, f)
+        conf = cfg.alpha * weight.astype(np.float32).astype(np.float64)  # (h,)
+        a = self.als_base + (y * (np.abs(conf) - 1.0)[:, None]).T @ y
         b = (y * np.where(conf > 0, conf, 0.0)[:, None]).sum(axis=0)
         return self.als_factors @ np.linalg.solve(a, b).astype(np.float32)  # (n,)
 
@@ -248,26 +316,26 @@ class SourceSet:
         """For each of ``items``, the ``recent`` item nearest in ``unit`` vectors (or -1)."""
         if unit is None:
             return np.full(len(items), -1, dtype=np.int64)
-        ok = items >= 0
+        ok = (items >= 0) & (items < len(unit))
         out = np.full(len(items), -1, dtype=np.int64)
-        out[ok] = nearest_history(unit, items[ok], recent)
+        out[ok] = nearest_history(unit, items[ok], known(recent, unit))
         return out
 
     # -- item-to-item -----------------------------------------------------------------------------
     def similar(self, item: int, k: int) -> list[SourceHits]:
         """Items like ``item``: viewed together, nearest text, nearest model vectors."""
         out = []
-        if self.covisit is not None:
+        if self.covisit is not None and item < self.covisit.n_items:
             with self.lock:
                 ids, sc = self.covisit.similar_items(item, k)
             out.append(SourceHits("covisit", ids, sc, np.full(len(ids), item)))
         for name, unit in (("content", self.text), ("sequential", getattr(self, "seq_unit", None))):
-            if unit is not None:
+            if unit is not None and item < len(unit):
                 sims = unit @ unit[item]  # (n,)
                 sims[item] = -np.inf
                 ids, sc = top_k(sims[None, :].astype(np.float32), k)
                 out.append(SourceHits(name, ids[0], sc[0], np.full(k, item)[: ids.shape[1]]))
-        if self.als is not None:
+        if self.als is not None and item < len(self.als_factors):
             ids, sc = self.als.similar_items(item, k)
             out.append(SourceHits("als", ids, sc, np.full(len(ids), item)))
         return out
@@ -279,6 +347,10 @@ class SourceSet:
         parts, scores = [], []
         with self.lock:
             for a in anchors:
+                if int(a) >= self.covisit.n_items:
+                    parts.append(EMPTY)
+                    scores.append(np.empty(0))
+                    continue
                 ids, sc = self.covisit.complementary(int(a), k)
                 ok = ids >= 0
                 parts.append(ids[ok])
@@ -303,7 +375,31 @@ class SourceSet:
         mask: np.ndarray | None = None,
         prior_weight: float = 0.25,
     ) -> SourceHits:
-        """Online trending (event-weighted counts of the latest hours) plus a share of the prior."""
+        """Online trending (event-weighted counts of the latest hours) plus a share of the prior.
+
+        Without a mask the answer is the same for every request that sees the same ``online``
+        list (the service reuses one for a second): it is kept, with :meth:`trending_scores`.
+        """
+        if mask is not None or prior_weight != 0.25:
+            return self._top("trending", self.trending_scores(online, prior_weight), k, mask)
+        kept = self._trend_top
+        if kept is not None and kept[0] is online and kept[1] == k:
+            return kept[2]
+        hits = self._top("trending", self.trending_scores(online), k, None)
+        self._trend_top = (online, k, hits)
+        return hits
+
+    def trending_scores(
+        self, online: Sequence[tuple[str, float]], prior_weight: float = 0.25
+    ) -> np.ndarray:
+        """(n_items,) trending score: ``prior_weight`` × prior + online counts scaled to [0, 1].
+
+        Kept for the last ``online`` list seen (the service reuses one list for a second), so the
+        requests in between do not map its item ids again. Read-only: never modify the answer.
+        """
+        cached_for, cached = self._online
+        if cached_for is online and prior_weight == 0.25:
+            return cached
         score = prior_weight * self.prior
         if online:
             idx = self.items.ids.to_index((i for i, _ in online), missing=-1)
@@ -312,7 +408,9 @@ class SourceSet:
             if ok.any() and val[ok].max() > 0:
                 score = score.copy()
                 np.add.at(score, idx[ok], val[ok] / val[ok].max())
-        return self._top("trending", score, k, mask)
+        if prior_weight == 0.25:
+            self._online = (online, score)
+        return score
 
     def session(
         self, history: np.ndarray, online: Sequence[tuple[str, float]], k: int
@@ -377,10 +475,9 @@ class SourceSet:
         return SourceHits("new_arrivals", pool[order], score[order])
 
     def _top(self, name: str, score: np.ndarray, k: int, mask: np.ndarray | None) -> SourceHits:
-        if mask is not None:
-            score = np.where(mask, score, -np.inf)
-        ids, sc = top_k(score[None, :].astype(np.float32), k)
-        return SourceHits(name, ids[0], sc[0])
+        score = np.where(mask, score, -np.inf) if mask is not None else score
+        ids, sc = top_k_row(score.astype(np.float32), k)  # a copy: ``score`` stays as it was
+        return SourceHits(name, ids, sc)
 
     # -- online learning --------------------------------------------------------------------------
     def learn(
@@ -392,9 +489,50 @@ class SourceSet:
         with self.lock:
             self.covisit.update(history_before, item, event_type, types_before=types_before)
             self._updates += 1
-            if self._updates >= COMPACT_EVERY:  # fold the online pairs into the sparse tables
-                self.covisit.compact()
-                self._updates = 0
+            if self._updates >= COMPACT_EVERY and not self.covisit.compacting:
+                self._updates = 0  # fold the online pairs into the sparse tables, in a thread
+                build = self.covisit.compact_start()
+                threading.Thread(
+                    target=self._compact, args=(build,), name="shopflow-compact", daemon=True
+                ).start()
+
+    def _compact(self, build: Any) -> None:
+        """The slow part of a compaction without the lock (requests and events go on), then the
+        swap with it (``CoVisitation.compact_start``)."""
+        try:
+            finish = build()
+            with self.lock:
+                finish()
+        except Exception:
+            log.exception("co-visitation compaction failed; the updates stay online")
+            with self.lock:
+                self.covisit.compact_abort()
+
+
+def strongest_pair(
+    recent: np.ndarray, items: np.ndarray, owner: np.ndarray, cols: np.ndarray, vals: np.ndarray
+) -> np.ndarray:
+    """For each of ``items``, the ``recent`` item with the largest pair weight (the earliest on a
+    tie), or ``recent[-1]`` without any pair. ``owner, cols, vals`` are the pairs of the recent
+    items (:func:`~shopflow.retrieval.kernels.csr_rows` of their rows)."""
+    out = np.full(len(items), recent[-1] if len(recent) else -1, dtype=np.int64)
+    if not len(items) or not len(cols):
+        return out
+    row = np.full(max(int(cols.max()), int(items.max())) + 1, -1, dtype=np.int64)
+    row[items] = np.arange(len(items))  # position of each item in ``items``
+    hit = (row[cols] >= 0) & (vals > 0)
+    if not hit.any():
+        return out
+    owner, cols, vals = owner[hit], cols[hit], vals[hit]
+    order = np.lexsort((owner, -vals, cols))  # per item: the largest weight, then earliest row
+    first = order[np.r_[True, cols[order][1:] != cols[order][:-1]]]
+    out[row[cols[first]]] = recent[owner[first]]
+    return out
+
+
+def known(items: np.ndarray, vectors: np.ndarray | None) -> np.ndarray:
+    """The ``items`` that index a row of ``vectors`` (a model's items); all when it is None."""
+    return items if vectors is None else items[(items >= 0) & (items < len(vectors))]
 
 
 def _lookup(codes: np.ndarray, table: Mapping[int, float]) -> np.ndarray:

@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,7 +40,8 @@ from shopflow.serving.ingest_service import BadRequest, BatchTooLarge, IngestSer
 from shopflow.serving.logs import AccessLogMiddleware
 from shopflow.serving.recommend import RecommendService
 from shopflow.serving.reload import watch_bundles
-from shopflow.serving.routes import admin, events, health, items, recommendations, users
+from shopflow.serving.routes import admin, assistant, events, health, items, recommendations, users
+from shopflow.serving.shared import watch_shared
 from shopflow.store.online import OnlineState, make_online_state
 from shopflow.store.store import Store
 
@@ -60,6 +62,7 @@ ROUTERS: tuple[tuple[APIRouter, ScopeRule | None], ...] = (
     (items.router, by_method(read="read", write="ingest")),
     (users.router, by_method(read="read", write="ingest", admin=USER_ADMIN_ROUTES)),
     (recommendations.router, "read"),
+    (assistant.router, "read"),
     (admin.router, "admin"),
 )
 STATUS_OF: tuple[tuple[type[ShopflowError], int], ...] = (
@@ -112,8 +115,18 @@ def create_app(
         recommend = RecommendService(st, online, s)
         await asyncio.to_thread(recommend.start)
         ingest = IngestService(st, online, s.ingest, listener=recommend)
+        # recommendations are computed this many at a time (routes/recommendations.respond)
+        app.state.compute_limiter = anyio.CapacityLimiter(recommend.config.compute_threads)
         app.state.services = Services(s, st, online, ingest, recommend)
         watcher = asyncio.create_task(watch_bundles(recommend.keeper))
+        tasks = [watcher]
+        if online.shared:  # several workers: replay what the others learned, share counts
+            jobs = [
+                lambda: recommend.context.shared.pull(recommend.state),
+                recommend.impressions.flush,
+            ]
+            every = recommend.config.share_seconds
+            tasks.append(asyncio.create_task(watch_shared(jobs, every)))
         log.info(
             "service started",
             extra={"database": st.backend, "online_state": type(online).__name__},
@@ -126,8 +139,10 @@ def create_app(
         try:
             yield
         finally:
-            watcher.cancel()
+            for task in tasks:
+                task.cancel()
             app.state.services = None
+            await asyncio.to_thread(ingest.close)  # batches still waiting are written first
             recommend.close()
             if store is None:
                 st.close()

@@ -10,6 +10,7 @@ lifetime, keep the database off the request path: consent for ``user_seconds``, 
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -22,8 +23,9 @@ import numpy as np
 from shopflow.config import Settings
 from shopflow.errors import NotFound
 from shopflow.ingest.schema import Event
+from shopflow.serving.shared import SharedLearning
 from shopflow.serving.state import POSITIVE, RecommendConfig, ServingState, UserView, user_view
-from shopflow.store.online import OnlineState
+from shopflow.store.online import OnlineState, RecentEvent, to_recent
 from shopflow.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class RequestContext:
         self._encoder_loading = False
         self._trend: tuple[float, list[tuple[str, float]]] = (0.0, [])
         self._consent: dict[str, tuple[float, bool]] = {}
+        self.shared = SharedLearning(online)  # co-visitation learned by the other workers
 
     def user(self, st: ServingState, user_id: str | None) -> UserView:
         """The user's recent behaviour in ``st``'s item ids (empty without consent)."""
@@ -123,18 +126,52 @@ class RequestContext:
             if e.item_id is not None and e.type.value in POSITIVE:
                 by_user[e.user_id].append(e)
         window = covisit.config.window
+        learned: list[tuple[int, str, np.ndarray, np.ndarray]] = []
         for user_id, evs in by_user.items():
-            positive = [r for r in self.online.recent(user_id) if r.item_id and r.type in POSITIVE]
-            where = {r.event_id: j for j, r in enumerate(positive)}
-            idx = st.table.ids.to_index([str(r.item_id) for r in positive], missing=-1)
-            kinds = np.array([r.type for r in positive], dtype=object)
-            for e in evs:
-                j = where.get(e.event_id)
-                if j is None or idx[j] < 0:
-                    continue
-                keep = idx[:j] >= 0
-                before, types = idx[:j][keep][-window:], kinds[:j][keep][-window:]
-                st.sources.learn(before, types.astype(str), int(idx[j]), e.type.value)
+            learned += self._learn_user(st, evs, self.online.recent(user_id), window)
+        for item, kind, before, types in learned:
+            st.sources.learn(before, types, item, kind)
+        self.shared.publish(st, learned)  # the other workers replay it (Redis only)
+
+    @staticmethod
+    def _learn_user(
+        st: ServingState, evs: list[Event], recent: list[RecentEvent], window: int
+    ) -> list[tuple[int, str, np.ndarray, np.ndarray]]:
+        """What the user's events ``evs`` teach: ``(item, type, items before, their types)``,
+        each with the last ``window`` known positive items before it in ``recent`` (the user's
+        sequence, sorted, holding ``evs``).
+
+        Each event is found by bisection and only the items just before it are read, so a
+        batch costs O(events × window), not a pass over every user's whole sequence.
+        """
+        ids = st.table.ids
+        out = []
+        for e in evs:
+            probe = to_recent(e)
+            p = bisect.bisect_left(recent, probe)
+            item = ids.get(str(e.item_id))
+            if p >= len(recent) or recent[p].event_id != e.event_id or item < 0:
+                continue  # not in the sequence (already beyond max_sequence), or unknown item
+            before: list[int] = []
+            types: list[str] = []
+            q = p - 1
+            while q >= 0 and len(before) < window:
+                r = recent[q]
+                q -= 1
+                if r.item_id and r.type in POSITIVE:
+                    i = ids.get(r.item_id)
+                    if i >= 0:
+                        before.append(i)
+                        types.append(r.type)
+            out.append(
+                (
+                    item,
+                    e.type.value,
+                    np.array(before[::-1], dtype=np.int64),
+                    np.array(types[::-1], dtype=str),
+                )
+            )
+        return out
 
     def load_encoder(self, state: ServingState, current: Callable[[], ServingState]) -> None:
         """Load, in the background, the query encoder ``state``'s item vectors need (named in its

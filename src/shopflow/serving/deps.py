@@ -1,7 +1,9 @@
 """What the routes depend on: one :class:`Services` per app, built in the lifespan.
 
 Routes ask for the piece they need (``StoreDep``, ``IngestDep``, ...), never for globals. A later
-dependency (API key scopes, the recommend service) is one more function and alias here.
+dependency (API key scopes, the recommend service) is one more function and alias here. They are
+``async``: FastAPI runs a plain ``def`` dependency in the thread pool, a hop that costs more than
+these lookups.
 """
 
 from __future__ import annotations
@@ -30,30 +32,30 @@ class Services:
     recommend: RecommendService | None = None
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         raise BackendUnavailable("the service is not started (or is shutting down); retry shortly")
     return services
 
 
-def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
+async def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
     return services.settings
 
 
-def get_store(services: Annotated[Services, Depends(get_services)]) -> Store:
+async def get_store(services: Annotated[Services, Depends(get_services)]) -> Store:
     return services.store
 
 
-def get_online_state(services: Annotated[Services, Depends(get_services)]) -> OnlineState:
+async def get_online_state(services: Annotated[Services, Depends(get_services)]) -> OnlineState:
     return services.online
 
 
-def get_ingest(services: Annotated[Services, Depends(get_services)]) -> IngestService:
+async def get_ingest(services: Annotated[Services, Depends(get_services)]) -> IngestService:
     return services.ingest
 
 
-def get_recommend(services: Annotated[Services, Depends(get_services)]) -> RecommendService:
+async def get_recommend(services: Annotated[Services, Depends(get_services)]) -> RecommendService:
     if services.recommend is None:
         raise BackendUnavailable("the recommend service is not started; retry shortly")
     return services.recommend

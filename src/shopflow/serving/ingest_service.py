@@ -44,6 +44,7 @@ from shopflow.ingest.schema import (
 )
 from shopflow.serving.metrics import observe_ingest
 from shopflow.store.catalog import UpsertResult
+from shopflow.store.group_commit import GroupCommit
 from shopflow.store.online import OnlineState
 from shopflow.store.store import Store
 
@@ -182,6 +183,10 @@ class IngestService:
         Batch size and timestamp window (``settings.ingest``).
     listener
         Told about accepted events (after the online state), items and user changes.
+
+    Event batches that arrive together (several requests in flight) are committed in one
+    transaction by a :class:`~shopflow.store.group_commit.GroupCommit` writer: one fsync for all
+    of them, and each request still answers only after its own events are durable.
     """
 
     def __init__(
@@ -195,6 +200,11 @@ class IngestService:
         self.online = online_state
         self.limits = limits
         self.listener = listener
+        self.writer = GroupCommit(store.events)
+
+    def close(self) -> None:
+        """Write the batches still waiting and stop the writer thread."""
+        self.writer.close()
 
     def _notify(self, method: str, arg: Any) -> None:
         """Pass a write on to the listener; its failure never fails the (durable) write."""
@@ -229,7 +239,7 @@ class IngestService:
         )
         parsed = parse_events(records, ctx)
         t1 = time.perf_counter()
-        result = self.store.events.append(parsed.valid)
+        result = self.writer.append(parsed.valid)
         t2 = time.perf_counter()
         report = IngestReport(
             received=len(records),

@@ -41,7 +41,9 @@ from shopflow.retrieval.merge import SourceHits
 from shopflow.serving import metrics
 from shopflow.serving.context import Encoder, RequestContext
 from shopflow.serving.impressions import ImpressionLog
+from shopflow.serving.intent import searched_hits, user_taste
 from shopflow.serving.reload import StateKeeper
+from shopflow.serving.reviews import ReviewSignals
 from shopflow.serving.state import (
     Recommendation,
     RecommendConfig,
@@ -86,7 +88,7 @@ class RecommendService:
         self.store, self.online, self.settings = store, online, settings
         self.config = config or RecommendConfig()
         self.impressions = impressions or ImpressionLog(
-            settings.data_dir / "impressions" / "impressions.jsonl"
+            settings.data_dir / "impressions" / "impressions.jsonl", shared=online
         )
         self.ranker: Ranker = BlendRanker()
         self.keeper = StateKeeper(
@@ -97,6 +99,7 @@ class RecommendService:
             on_install=self._warm,
         )
         self.context = RequestContext(store, online, settings, self.config, encoder)
+        self.reviews = ReviewSignals(online, model_dir=settings.data_dir / "models")
 
     # -- lifecycle (the state keeper does the work) ---------------------------------------------
     @property
@@ -170,10 +173,15 @@ class RecommendService:
         if events:
             self.impressions.attribute(events)
             self.context.learn(self.keeper.state, events)
+            try:  # review sentiment: scored once, on arrival
+                self.reviews.learn(events)
+            except Exception:
+                log.exception("reviews not scored; their sentiment is left out")
 
     def on_items(self, items: Sequence[Item]) -> None:
-        """Catalogue writes through the API: new price, stock and presence take effect at once."""
-        self.keeper.on_items(items)
+        """Catalogue writes through the API: new price, stock and presence take effect at once;
+        new and edited items are recommendable and searchable at once (``serving.fresh``)."""
+        self.keeper.on_items(items, self.encoder)
 
     def on_user(self, user_id: str) -> None:
         """A user record changed or was erased: forget the cached consent."""
@@ -197,8 +205,12 @@ class RecommendService:
                 src.content_history(h, k, u.weights),
                 src.session(h, trend, k),
             ]
+        if u.personal and u.queries:  # what the user searched for in this session
+            hits.append(searched_hits(st, self.encoder, u.queries, k))
         hits.append(src.trending(trend, k))
         mode = "trending" if u.mode == "cold" else u.mode
+        if mode == "trending" and len(hits) > 1 and len(hits[0]):
+            mode = "searched"
         blocked = np.concatenate([u.history, u.purchased])
         return self._answer(st, "home", mode, hits, n, offset, f, blocked, u)
 
@@ -349,8 +361,9 @@ class RecommendService:
         """Product search (``text.search``: BM25 + dense, fused), personalised by the history.
 
         Query understanding turns "red shoes under $50" into filters; with an ``encoder`` the
-        search is hybrid and re-ranked by the user's text profile, without it lexical only. A page
-        is never padded with unrelated items.
+        search is hybrid, without it lexical only. For a user with history the results are
+        re-ranked by their taste (``serving.intent.user_taste``: text profile, liked brands and
+        categories, the sequential model's scores). A page is never padded with unrelated items.
         """
         if not query.strip():
             raise ValidationFailed([("q", "the query is empty")])
@@ -362,12 +375,13 @@ class RecommendService:
         src, table = st.sources, st.table
         dense = self.encoder is not None and src.text is not None
         index, vocab = st.search_index(self.encoder if dense else None)
-        prof = src.profile(u.history, u.weights) if u.personal and len(u.history) else None
+        taste = user_taste(st, u, dense)
+        prof = taste.vector if taste is not None else None
         found = index.search(
             parse_query(query, vocab),
             k,
             SearchFilters(f.category, f.brand, f.min_price, f.max_price, in_stock=False),
-            user_vector=prof if dense else None,
+            taste=taste,
         )
         if not dense:  # the zero dense half ties every item: keep what the words found
             found = [h for h in found if "lexical" in h.parts]
@@ -379,6 +393,7 @@ class RecommendService:
         if prof is not None and text is not None and dense:  # what it resembles: a second reason
             ev = src.history_evidence(text, idx[ok], u.history[-src.history_len :])
             hits.append(SourceHits("content", idx[ok], text[idx[ok]] @ prof, ev))
+        if taste is not None:
             mode += "+personal"
         return self._answer(st, "search", mode, hits, n, offset, f, None, u, query, fill=False)
 
@@ -400,9 +415,12 @@ class RecommendService:
         self._check_page(n, offset)
         ctx = RankContext(scenario, self.config.weights.get(scenario, {}))
         popular = st.sources.popular if fill else None
+        reviews = self.reviews.feature(st.table)
+        explain_ctx = self._explain_ctx(st, scenario, u, f, query)
+        explain_ctx.review_reason, explain_ctx.searches = reviews.reason, list(u.queries)
         items = rank_page(
             hits, st.table, popular, f, blocked, n, offset, self.ranker, ctx,
-            self._explain_ctx(st, scenario, u, f, query), self.config.max_share,
+            explain_ctx, self.config.max_share, features=reviews,
         )  # fmt: skip
         strategy = f"{scenario}:{mode}"
         rid = self.impressions.record(scenario, strategy, st.version, [i["item_id"] for i in items])
@@ -426,4 +444,4 @@ class RecommendService:
 
     def _pool(self, n: int, offset: int) -> int:
         cfg = self.config
-        return int(np.clip(cfg.pool_factor * (offset + n), cfg.min_pool, cfg.max_pool))
+        return min(max(cfg.pool_factor * (offset + n), cfg.min_pool), cfg.max_pool)

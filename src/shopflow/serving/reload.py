@@ -150,12 +150,19 @@ class StateKeeper:
             return 0
         return self._refresh_live(state)
 
-    def on_items(self, items: Sequence[Item]) -> None:
-        """Catalogue writes through the API: new price, stock and presence take effect at once."""
+    def on_items(self, items: Sequence[Item], encoder: Any | None = None) -> None:
+        """Catalogue writes through the API take effect at once: new price, stock and presence,
+        and new or edited items (``serving.fresh``: text vector from ``encoder``, searchable)."""
+        from shopflow.serving.fresh import with_items
+
+        with self._lock:
+            grown = with_items(self._state, items, encoder, self.config)
+            if grown is not None:
+                self._state = grown  # the swap: one reference
         table = self._state.table
         for it in items:
             if not table.set_live(it.item_id, it.price, it.stock):
-                self._stale = True  # an item the state lacks: recommendable after a retrain
+                self._stale = True  # not expected: the state was just grown
 
     def _refresh_live(self, state: ServingState) -> int:
         q = select(items_table.c.item_id, items_table.c.price, items_table.c.stock)

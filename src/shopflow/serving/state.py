@@ -26,6 +26,7 @@ from typing import Any, cast
 import numpy as np
 
 from shopflow.ingest.schema import Item
+from shopflow.retrieval.cache import CandidateCache
 from shopflow.retrieval.items import ItemTable
 from shopflow.retrieval.sources import SourceSet
 from shopflow.store.online import RecentEvent, current_session
@@ -35,9 +36,14 @@ POSITIVE = frozenset(str(t) for t in POSITIVE_EVENT_TYPES)
 
 
 def default_weights() -> dict[str, dict[str, float]]:
-    """Blend weight of each candidate source, per scenario (sources not named get 0.1)."""
+    """Blend weight of each candidate source, per scenario (sources not named get 0.1).
+
+    ``sentiment`` is review sentiment's lift in [-1, 1] (``serving.reviews``), added unscaled;
+    ``searched``: the results of the session's latest queries (``serving.intent``)."""
     return {
         "home": {
+            "searched": 0.8,
+            "sentiment": 0.3,
             "sequential": 1.0,
             "covisit": 0.8,
             "als": 0.6,
@@ -46,6 +52,7 @@ def default_weights() -> dict[str, dict[str, float]]:
             "trending": 0.15,
         },
         "similar": {
+            "sentiment": 0.3,
             "covisit": 1.0,
             "content": 0.8,
             "sequential": 0.5,
@@ -53,17 +60,23 @@ def default_weights() -> dict[str, dict[str, float]]:
             "session": 0.3,
             "trending": 0.1,
         },
-        "complementary": {"bought_together": 1.0, "viewed_together": 0.5, "trending": 0.1},
+        "complementary": {
+            "bought_together": 1.0,
+            "viewed_together": 0.5,
+            "trending": 0.1,
+            "sentiment": 0.2,
+        },
         "cart": {
             "bought_together": 1.0,
             "viewed_together": 0.5,
             "sequential": 0.3,
             "covisit": 0.2,
             "trending": 0.1,
+            "sentiment": 0.2,
         },
-        "new_arrivals": {"new_arrivals": 1.0},
-        "trending": {"trending": 1.0},
-        "search": {"search": 1.0, "dense": 0.5, "content": 0.2, "session": 0.1},
+        "new_arrivals": {"new_arrivals": 1.0, "sentiment": 0.2},
+        "trending": {"trending": 1.0, "sentiment": 0.1},
+        "search": {"search": 1.0, "dense": 0.5, "content": 0.2, "session": 0.1, "sentiment": 0.1},
     }
 
 
@@ -73,8 +86,8 @@ class RecommendConfig:
 
     max_n: int = 100  # largest page a request may ask for
     max_offset: int = 1_000  # deepest page start
-    pool_factor: int = 3  # candidates asked of each source: pool_factor * (offset + n) ...
-    min_pool: int = 50  # ... at least this many
+    pool_factor: int = 2  # candidates asked of each source: pool_factor * (offset + n) ...
+    min_pool: int = 40  # ... at least this many
     max_pool: int = 600  # ... at most this many
     max_share: float = 0.5  # diversity: most of a page one leaf category or brand may take
     history_len: int = 8  # recent history items the item-to-item sources expand
@@ -85,6 +98,10 @@ class RecommendConfig:
     trending_seconds: float = 1.0  # how long the online trending list is reused
     user_seconds: float = 30.0  # how long a user's consent is reused
     torch_threads: int = 1  # threads of the sequential model's forward pass
+    compute_threads: int = 2  # recommendations computed at once per worker (the rest queue)
+    share_seconds: float = 0.5  # how often co-visitation learned by other workers is read
+    candidate_cache: int = 20_000  # history-based candidate lists kept for repeat requests
+    candidate_seconds: float = 10.0  # ... co-visitation's at most this long (others' events)
     load_text_encoder: bool = True  # load the query encoder a bundle's manifest names (search)
     warm_search: bool = True  # build the search index in the background after each swap
     weights: dict[str, dict[str, float]] = field(default_factory=default_weights)
@@ -200,6 +217,7 @@ def state_from_bundle(bundle: Any, config: RecommendConfig) -> ServingState:
         bundle.item_vectors,
         history_len=config.history_len,
         new_days=config.new_days,
+        cache=CandidateCache(config.candidate_cache, config.candidate_seconds),
     )
     return ServingState(
         version=bundle.version,
@@ -229,6 +247,7 @@ class UserView:
     weights: np.ndarray  # event-type weight of each history entry
     purchased: np.ndarray  # items bought (never re-offered where that makes no sense)
     session_only: bool  # the whole history is the current session (a new shopper)
+    queries: tuple[str, ...] = ()  # search queries of the current session, oldest first
 
     @classmethod
     def anonymous(cls, user_id: str | None = None, personal: bool = False) -> UserView:
@@ -282,7 +301,9 @@ def user_view(
     kinds = [r.type for r, k in zip(positive, known.tolist(), strict=True) if k]
     weights = np.array([max(event_weights.get(t, 1.0), 0.1) for t in kinds], dtype=np.float64)
     purchased = items[np.array([t == "purchase" for t in kinds], dtype=bool)] if kinds else items
-    session = {r.event_id for r in current_session(list(recent), session_timeout)}
+    in_session = current_session(list(recent), session_timeout)
+    session = {r.event_id for r in in_session}
+    queries = tuple(r.query for r in in_session if r.type == "search" and r.query)
     session_only = all(r.event_id in session for r in positive)
     if state.bundle is not None:
         older = not recent or (state.cutoff is not None and recent[0].ts > state.cutoff)
@@ -292,7 +313,7 @@ def user_view(
             weights = np.concatenate([np.ones(len(trained)), weights])
             session_only = False
     items, weights = items[-config.max_history :], weights[-config.max_history :]
-    return UserView(user_id, True, items, weights, np.unique(purchased), session_only)
+    return UserView(user_id, True, items, weights, np.unique(purchased), session_only, queries)
 
 
 @dataclass

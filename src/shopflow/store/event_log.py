@@ -27,7 +27,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from shopflow.ingest.schema import Event
 from shopflow.store.db import events, from_micros, now_micros, to_micros
 from shopflow.types import (
-    EventType,
     COL_CONTEXT,
     COL_EVENT_ID,
     COL_ITEM,
@@ -41,6 +40,7 @@ from shopflow.types import (
     COL_TYPE,
     COL_USER,
     COL_VALUE,
+    EventType,
 )
 
 EVENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -106,6 +106,19 @@ def row_to_event(row: Any) -> Event:
     )
 
 
+def _rows(batch: Sequence[Event], ingested: int) -> tuple[list[dict[str, Any]], AppendResult]:
+    """The rows to insert for ``batch`` (repeated ids within it dropped and counted)."""
+    result = AppendResult()
+    rows, seen = [], set()
+    for e in batch:
+        if e.event_id in seen:
+            result.duplicate_ids.append(e.event_id)
+            continue
+        seen.add(e.event_id)
+        rows.append(event_to_row(e, ingested))
+    return rows, result
+
+
 class EventLog:
     """Append-only log of :class:`Event`, on SQLite or PostgreSQL."""
 
@@ -126,29 +139,33 @@ class EventLog:
         Events whose ``event_id`` is already in the log (or earlier in the batch) are counted as
         duplicates and not written again.
         """
-        result = AppendResult()
-        if not batch:
-            return result
+        return self.append_many([batch])[0]
+
+    def append_many(self, batches: Sequence[Sequence[Event]]) -> list[AppendResult]:
+        """Write several batches in ONE transaction (one commit, one fsync); one result each.
+
+        The group commit of :class:`shopflow.store.group_commit.GroupCommit`. Batches are inserted
+        in order, so an ``event_id`` in two of them is written by the first and is a duplicate of
+        the second. Returns only after the commit; on an error nothing of any batch is written.
+        """
         ingested = now_micros()
-        rows, seen = [], set()
-        for e in batch:
-            if e.event_id in seen:
-                result.duplicates += 1
-                result.duplicate_ids.append(e.event_id)
-                continue
-            seen.add(e.event_id)
-            rows.append(event_to_row(e, ingested))
+        prepared = [_rows(batch, ingested) for batch in batches]
+        if not any(rows for rows, _ in prepared):
+            return [result for _, result in prepared]
         stmt = self._insert().returning(events.c.event_id)
+        inserted: list[set[str]] = []
         with self.engine.begin() as conn:
-            inserted = set(conn.execute(stmt, rows).scalars().all())
-        for r in rows:
-            if r["event_id"] in inserted:
-                result.accepted_ids.append(r["event_id"])
-            else:
-                result.duplicate_ids.append(r["event_id"])
-        result.accepted = len(result.accepted_ids)
-        result.duplicates = len(result.duplicate_ids)
-        return result
+            for rows, _ in prepared:
+                inserted.append(set(conn.execute(stmt, rows).scalars().all()) if rows else set())
+        for (rows, result), done in zip(prepared, inserted, strict=True):
+            for r in rows:
+                if r["event_id"] in done:
+                    result.accepted_ids.append(r["event_id"])
+                else:
+                    result.duplicate_ids.append(r["event_id"])
+            result.accepted = len(result.accepted_ids)
+            result.duplicates = len(result.duplicate_ids)
+        return [result for _, result in prepared]
 
     def count(self) -> int:
         with self.engine.connect() as conn:

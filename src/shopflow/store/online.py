@@ -1,8 +1,9 @@
 """Online state: what the service needs at request time, updated on every accepted event.
 
-Per user, the bounded recent behaviour sequence (and the current session, derived from it); per item,
-counters by event type; time-bucketed trending scores. :class:`MemoryState` keeps it in-process (the
-embedded default); :class:`shopflow.store.online_redis.RedisState` keeps it in Redis so that several API
+Per user, the bounded recent behaviour sequence (and the current session, derived from it); per
+item, counters by event type and review totals (count, sentiment sum, positive count, star
+ratings); time-bucketed trending scores. :class:`MemoryState` keeps it in-process (the embedded
+default); :class:`shopflow.store.online_redis.RedisState` keeps it in Redis so that several API
 workers share it. Both pass the same contract tests.
 
 Example
@@ -38,6 +39,31 @@ class RecentEvent:
     item_id: str | None = None
     session_id: str | None = None
     query: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewTotals:
+    """Reviews of one item (or of all items): how many, the sum of their sentiment scores in
+    [-1, 1], how many scored positive (> 0.05), how many carried stars and their sum."""
+
+    count: int = 0
+    score_sum: float = 0.0
+    positive: int = 0
+    rated: int = 0
+    stars_sum: float = 0.0
+
+    def plus(self, score: float, stars: float | None) -> ReviewTotals:
+        return ReviewTotals(
+            self.count + 1,
+            self.score_sum + score,
+            self.positive + int(score > POSITIVE_REVIEW),
+            self.rated + int(stars is not None),
+            self.stars_sum + (stars or 0.0),
+        )
+
+
+POSITIVE_REVIEW = 0.05  # a review scoring above this counts as positive (VADER's convention)
+ReviewRow = tuple[str, float, float | None]  # item id, sentiment score, stars (None: no rating)
 
 
 def to_recent(e: Event) -> RecentEvent:
@@ -102,6 +128,18 @@ class OnlineState(ABC):
         """Top items by event-weighted count over the latest ``window_buckets`` time buckets."""
 
     @abstractmethod
+    def add_reviews(self, rows: Sequence[ReviewRow]) -> None:
+        """Add scored reviews ``(item_id, score, stars)`` to their items' and the overall totals."""
+
+    @abstractmethod
+    def review_totals(self, item_ids: Sequence[str]) -> list[ReviewTotals]:
+        """Review totals of each item (zeros for an item without reviews)."""
+
+    @abstractmethod
+    def review_overall(self) -> ReviewTotals:
+        """Review totals over every item (the prior of each item's mean)."""
+
+    @abstractmethod
     def forget_user(self, user_id: str) -> None:
         """Erase everything held about the user."""
 
@@ -119,6 +157,36 @@ class OnlineState(ABC):
     def bucket(self, ts: float) -> int:
         return int(ts // self.bucket_seconds)
 
+    # -- shared by the workers (``shared``: several processes see one state) --------------------
+    # In one process there is nothing to share: these defaults keep nothing. ``RedisState``
+    # implements them, so that what one worker learns (co-visitation, impression counts) reaches
+    # the others (``serving.shared``, ``serving.impressions``).
+    shared: bool = False
+
+    def append_log(self, name: str, origin: str, payloads: Sequence[bytes]) -> None:
+        """Append ``payloads`` from worker ``origin`` to the shared log ``name``."""
+
+    def read_log(
+        self, name: str, after: str, count: int = 10_000
+    ) -> tuple[list[tuple[str, bytes]], str]:
+        """Up to ``count`` ``(origin, payload)`` entries of log ``name`` after cursor ``after``
+        (``"0"``: from the start), and the cursor to read on from."""
+        return [], after
+
+    def add_counts(self, name: str, counts: Mapping[str, Mapping[str, int]]) -> None:
+        """Add ``{group: {field: n}}`` to the shared counters ``name``."""
+
+    def read_counts(self, name: str) -> dict[str, dict[str, int]]:
+        """The shared counters ``name`` as ``{group: {field: n}}``."""
+        return {}
+
+    def remember(self, values: Mapping[str, str], ttl_seconds: int) -> None:
+        """Keep each ``{key: value}`` for ``ttl_seconds``."""
+
+    def recall(self, key: str) -> str | None:
+        """What :meth:`remember` kept under ``key`` (None: nothing, or expired)."""
+        return None
+
 
 class MemoryState(OnlineState):
     """In-process online state; thread-safe."""
@@ -130,6 +198,8 @@ class MemoryState(OnlineState):
         self._seen: dict[str, set[str]] = defaultdict(set)
         self._counts: dict[str, Counter[str]] = defaultdict(Counter)
         self._trend: dict[int, Counter[str]] = defaultdict(Counter)
+        self._reviews: dict[str, ReviewTotals] = {}
+        self._reviews_all = ReviewTotals()
 
     def record(self, events: Sequence[Event]) -> None:
         with self._lock:
@@ -174,6 +244,21 @@ class MemoryState(OnlineState):
                     total.update(counter)
         return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
+    def add_reviews(self, rows: Sequence[ReviewRow]) -> None:
+        with self._lock:
+            for item_id, score, stars in rows:
+                self._reviews[item_id] = self._reviews.get(item_id, ReviewTotals()).plus(
+                    score, stars
+                )
+                self._reviews_all = self._reviews_all.plus(score, stars)
+
+    def review_totals(self, item_ids: Sequence[str]) -> list[ReviewTotals]:
+        with self._lock:
+            return [self._reviews.get(i, ReviewTotals()) for i in item_ids]
+
+    def review_overall(self) -> ReviewTotals:
+        return self._reviews_all
+
     def forget_user(self, user_id: str) -> None:
         with self._lock:
             self._seq.pop(user_id, None)
@@ -185,6 +270,8 @@ class MemoryState(OnlineState):
             self._seen.clear()
             self._counts.clear()
             self._trend.clear()
+            self._reviews.clear()
+            self._reviews_all = ReviewTotals()
 
 
 def make_online_state(settings: Settings) -> OnlineState:

@@ -1,13 +1,16 @@
 """Online state in Redis, shared by every API worker (same contract as :class:`MemoryState`).
 
 Keys (all under ``prefix``): ``u:{user}`` a sorted set of the user's recent events scored by time;
-``c:{item}`` a hash of counts by event type; ``t:{bucket}`` a sorted set of weighted item counts per time
-bucket, with ``tb`` the sorted set of buckets that exist.
+``c:{item}`` a hash of counts by event type; ``t:{bucket}`` a sorted set of weighted item counts per
+time bucket, with ``tb`` the sorted set of buckets that exist; ``r:{item}`` and ``rall`` hashes of
+review totals (``n`` count, ``s`` sentiment sum, ``p`` positive, ``r`` rated, ``t`` stars sum);
+``log:{name}`` streams of what workers learned (``o`` origin, ``p`` payload), ``n:{name}`` hashes of
+shared counters (field ``group<US>field``), ``m:{key}`` short-lived values (``remember``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -15,7 +18,21 @@ import redis
 
 from shopflow.errors import BackendUnavailable
 from shopflow.ingest.schema import Event
-from shopflow.store.online import OnlineState, RecentEvent, to_recent
+from shopflow.store.online import (
+    POSITIVE_REVIEW,
+    OnlineState,
+    RecentEvent,
+    ReviewRow,
+    ReviewTotals,
+    to_recent,
+)
+
+_REVIEW_FIELDS = ("n", "s", "p", "r", "t")
+
+
+def _totals(values: Sequence[Any]) -> ReviewTotals:
+    n, s, p, r, t = (float(v) if v is not None else 0.0 for v in values)
+    return ReviewTotals(int(n), s, int(p), int(r), t)
 
 
 class RedisState(OnlineState):
@@ -39,9 +56,7 @@ class RedisState(OnlineState):
         buckets: set[int] = set()
         for e in events:
             rec = to_recent(e)
-            member = orjson.dumps(
-                [rec.event_id, rec.type, rec.item_id, rec.session_id, rec.query]
-            )
+            member = orjson.dumps([rec.event_id, rec.type, rec.item_id, rec.session_id, rec.query])
             ukey = self._k("u", e.user_id)
             pipe.zadd(ukey, {member: rec.ts}, nx=True)
             users.add(ukey)
@@ -97,6 +112,82 @@ class RedisState(OnlineState):
         rows = self.client.zunion(keys, withscores=True)
         scored = [(m.decode(), float(s)) for m, s in rows]
         return sorted(scored, key=lambda kv: (-kv[1], kv[0]))[:n]
+
+    def add_reviews(self, rows: Sequence[ReviewRow]) -> None:
+        if not rows:
+            return
+        pipe = self.client.pipeline(transaction=True)
+        for item_id, score, stars in rows:
+            for key in (self._k("r", item_id), self._k("rall")):
+                pipe.hincrby(key, "n", 1)
+                pipe.hincrbyfloat(key, "s", float(score))
+                if score > POSITIVE_REVIEW:
+                    pipe.hincrby(key, "p", 1)
+                if stars is not None:
+                    pipe.hincrby(key, "r", 1)
+                    pipe.hincrbyfloat(key, "t", float(stars))
+        pipe.execute()
+
+    def review_totals(self, item_ids: Sequence[str]) -> list[ReviewTotals]:
+        if not item_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for item_id in item_ids:
+            pipe.hmget(self._k("r", item_id), _REVIEW_FIELDS)
+        return [_totals(values) for values in pipe.execute()]
+
+    def review_overall(self) -> ReviewTotals:
+        return _totals(self.client.hmget(self._k("rall"), _REVIEW_FIELDS))
+
+    # -- shared by the workers ---------------------------------------------------------------------
+    shared = True
+    LOG_MAXLEN = 500_000  # entries a shared log keeps (the oldest are trimmed, approximately)
+
+    def append_log(self, name: str, origin: str, payloads: Sequence[bytes]) -> None:
+        if not payloads:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        key = self._k("log", name)
+        for p in payloads:
+            pipe.xadd(key, {"o": origin, "p": p}, maxlen=self.LOG_MAXLEN, approximate=True)
+        pipe.execute()
+
+    def read_log(
+        self, name: str, after: str, count: int = 10_000
+    ) -> tuple[list[tuple[str, bytes]], str]:
+        start = "-" if after in ("0", "0-0") else f"({after}"
+        rows = self.client.xrange(self._k("log", name), min=start, max="+", count=count)
+        if not rows:
+            return [], after
+        out = [(fields[b"o"].decode(), fields[b"p"]) for _, fields in rows]
+        return out, rows[-1][0].decode()
+
+    def add_counts(self, name: str, counts: Mapping[str, Mapping[str, int]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for group, fields in counts.items():
+            for field, n in fields.items():
+                if n:
+                    pipe.hincrby(self._k("n", name), f"{group}\x1f{field}", int(n))
+        pipe.execute()
+
+    def read_counts(self, name: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for key, n in self.client.hgetall(self._k("n", name)).items():
+            group, _, field = key.decode().partition("\x1f")
+            out.setdefault(group, {})[field] = int(n)
+        return out
+
+    def remember(self, values: Mapping[str, str], ttl_seconds: int) -> None:
+        if not values:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in values.items():
+            pipe.set(self._k("m", key), value, ex=ttl_seconds)
+        pipe.execute()
+
+    def recall(self, key: str) -> str | None:
+        raw = self.client.get(self._k("m", key))
+        return None if raw is None else raw.decode()
 
     def forget_user(self, user_id: str) -> None:
         self.client.delete(self._k("u", user_id))

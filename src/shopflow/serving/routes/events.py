@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Response
 
 from shopflow.serving.deps import IngestDep
 from shopflow.serving.ingest_service import unwrap_batch
@@ -48,6 +47,6 @@ EventsBody = Annotated[
 def post_events(payload: EventsBody, ingest: IngestDep) -> Any:
     report = ingest.ingest_events(unwrap_batch(payload, "events"))
     body = IngestResponse.build(report)
-    if body.detail is not None:
-        return JSONResponse(body.model_dump(mode="json"), status_code=422)
-    return body
+    # serialised here, once (the response model documents it; FastAPI would validate it again)
+    status = 422 if body.detail is not None else 200
+    return Response(body.model_dump_json(), status_code=status, media_type="application/json")

@@ -8,10 +8,12 @@ Every answer is :class:`~shopflow.serving.schemas.RecommendationsOut`: ``recomme
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
+import anyio
 import orjson
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shopflow.errors import ValidationFailed
 from shopflow.ranking.rules import Filters
@@ -36,7 +38,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip (p
 UserQ = Annotated[str | None, Query(min_length=1, description="The shopper, for personalisation.")]
 
 
-def get_filters(
+async def get_filters(  # async: no thread-pool hop for parsing
     category: Annotated[str | None, Query(description="Any level of the category path.")] = None,
     brand: Annotated[str | None, Query(description="Brand, case-insensitive.")] = None,
     min_price: Annotated[float | None, Query(ge=0)] = None,
@@ -59,6 +61,20 @@ def answer(rec: Recommendation) -> Response:
     return Response(orjson.dumps(rec.as_dict()), media_type="application/json")
 
 
+async def respond(
+    request: Request, scenario: Callable[..., Recommendation], *args: Any
+) -> Response:
+    """``answer(scenario(*args))``, computed in the worker's compute pool.
+
+    A recommendation is CPU work in numpy: a few threads at a time get through it fastest; the
+    dozens of the server's default thread pool would only take turns at the GIL and evict each
+    other's arrays from the cache. ``app.state.compute_limiter`` (``RecommendConfig.
+    compute_threads``, set in the lifespan) caps them; the event loop stays free meanwhile.
+    """
+    limiter = getattr(request.app.state, "compute_limiter", None)
+    return await anyio.to_thread.run_sync(lambda: answer(scenario(*args)), limiter=limiter)
+
+
 @router.get(
     "/users/{user_id}/recommendations",
     response_model=RecommendationsOut,
@@ -70,7 +86,8 @@ def answer(rec: Recommendation) -> Response:
     "an error.",
     responses=ERRORS,
 )
-def user_recommendations(
+async def user_recommendations(
+    request: Request,
     user_id: str,
     service: RecommendDep,
     filters: FiltersDep,
@@ -79,11 +96,11 @@ def user_recommendations(
     offset: Offset = 0,
 ) -> Response:
     if scenario == "home":
-        return answer(service.home(user_id, n, offset, filters))
+        return await respond(request, service.home, user_id, n, offset, filters)
     if scenario in ("new_arrivals", "new-arrivals"):
-        return answer(service.new_arrivals(user_id, n, offset, filters))
+        return await respond(request, service.new_arrivals, user_id, n, offset, filters)
     if scenario == "trending":
-        return answer(service.trending(None, user_id, n, offset, filters))
+        return await respond(request, service.trending, None, user_id, n, offset, filters)
     hint = f"; use {ELSEWHERE[scenario]}" if scenario in ELSEWHERE else ""
     raise ValidationFailed(
         [("scenario", f"{scenario!r} is not one of {', '.join(USER_SCENARIOS)}{hint}")]
@@ -96,7 +113,8 @@ def user_recommendations(
     summary="Items like this one (item page)",
     responses=ERRORS,
 )
-def similar(
+async def similar(
+    request: Request,
     item_id: str,
     service: RecommendDep,
     filters: FiltersDep,
@@ -104,7 +122,7 @@ def similar(
     n: N = 20,
     offset: Offset = 0,
 ) -> Response:
-    return answer(service.similar(item_id, n, offset, filters, user_id))
+    return await respond(request, service.similar, item_id, n, offset, filters, user_id)
 
 
 @router.get(
@@ -113,7 +131,8 @@ def similar(
     summary="Items bought together with this one",
     responses=ERRORS,
 )
-def complementary(
+async def complementary(
+    request: Request,
     item_id: str,
     service: RecommendDep,
     filters: FiltersDep,
@@ -121,7 +140,7 @@ def complementary(
     n: N = 20,
     offset: Offset = 0,
 ) -> Response:
-    return answer(service.complementary(item_id, n, offset, filters, user_id))
+    return await respond(request, service.complementary, item_id, n, offset, filters, user_id)
 
 
 @router.post(
@@ -131,7 +150,7 @@ def complementary(
     description="Body: `item_ids` in the cart, optional `user_id`, `n`, `offset` and filters.",
     responses={**ERRORS, 400: {"model": ErrorBody}},
 )
-def cart(body: CartRequest, service: RecommendDep) -> Response:
+async def cart(request: Request, body: CartRequest, service: RecommendDep) -> Response:
     filters = Filters(
         body.category,
         body.brand,
@@ -140,7 +159,8 @@ def cart(body: CartRequest, service: RecommendDep) -> Response:
         body.in_stock,
         frozenset(body.exclude),
     )
-    return answer(service.cart(body.item_ids, body.user_id, body.n, body.offset, filters))
+    args = (body.item_ids, body.user_id, body.n, body.offset, filters)
+    return await respond(request, service.cart, *args)
 
 
 @router.get(
@@ -152,7 +172,8 @@ def cart(body: CartRequest, service: RecommendDep) -> Response:
     "user's history when `user_id` is given.",
     responses=ERRORS,
 )
-def search(
+async def search(
+    request: Request,
     service: RecommendDep,
     filters: FiltersDep,
     q: Annotated[str, Query(min_length=1, max_length=500, description="The query.")],
@@ -160,7 +181,7 @@ def search(
     n: N = 20,
     offset: Offset = 0,
 ) -> Response:
-    return answer(service.search(q, user_id, n, offset, filters))
+    return await respond(request, service.search, q, user_id, n, offset, filters)
 
 
 @router.get(
@@ -169,14 +190,15 @@ def search(
     summary="Trending items, overall or in one category",
     responses=ERRORS,
 )
-def trending(
+async def trending(
+    request: Request,
     service: RecommendDep,
     filters: FiltersDep,
     user_id: UserQ = None,
     n: N = 20,
     offset: Offset = 0,
 ) -> Response:
-    return answer(service.trending(None, user_id, n, offset, filters))
+    return await respond(request, service.trending, None, user_id, n, offset, filters)
 
 
 @router.get(
@@ -185,11 +207,12 @@ def trending(
     summary="Recent items, for a user when `user_id` is given",
     responses=ERRORS,
 )
-def new_arrivals(
+async def new_arrivals(
+    request: Request,
     service: RecommendDep,
     filters: FiltersDep,
     user_id: UserQ = None,
     n: N = 20,
     offset: Offset = 0,
 ) -> Response:
-    return answer(service.new_arrivals(user_id, n, offset, filters))
+    return await respond(request, service.new_arrivals, user_id, n, offset, filters)

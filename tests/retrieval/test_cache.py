@@ -1,0 +1,63 @@
+"""The candidate cache: the same history gets the same candidates without computing them again;
+a changed history, a new bundle or an expired co-visitation entry computes afresh."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shopflow.retrieval.cache import CandidateCache
+from shopflow.retrieval.merge import SourceHits
+from shopflow.serving.state import RecommendConfig, state_from_bundle
+from tests.serving import recommend_shop as shop
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Any:  # a LoadedBundle
+    from shopflow.models.bundle import load_bundle
+
+    return load_bundle(shop.write(tmp_path_factory.mktemp("b"), models=["covisit", "als"]))
+
+
+def test_a_repeated_history_is_answered_from_the_cache_with_equal_candidates(bundle: Any) -> None:
+    cached = state_from_bundle(bundle, RecommendConfig()).sources
+    fresh = state_from_bundle(bundle, RecommendConfig(candidate_cache=0)).sources
+    history = shop.fitted().histories[0]
+    for source in ("covisit_history", "als_history"):
+        first = getattr(cached, source)(history, 30)
+        again = getattr(cached, source)(history, 30)
+        assert again is first  # from the cache
+        ref = getattr(fresh, source)(history, 30)
+        assert ref is not getattr(fresh, source)(history, 30)  # size 0: nothing kept
+        assert first.items.tolist() == ref.items.tolist()
+        assert np.allclose(first.scores, ref.scores)
+        with pytest.raises(ValueError):
+            first.items[0] = 0  # shared between requests: read-only
+    assert cached.cache.hits == 2 and cached.cache.misses == 2
+
+
+def test_a_new_event_or_another_page_size_is_a_new_key(bundle: Any) -> None:
+    sources = state_from_bundle(bundle, RecommendConfig()).sources
+    history = shop.fitted().histories[1]
+    a = sources.als_history(history, 30)
+    longer = np.append(history, shop.fitted().histories[2][:1])
+    assert sources.als_history(longer, 30) is not a
+    assert sources.als_history(history, 40) is not a
+    assert sources.als_history(history, 30) is a
+
+
+def test_covisitation_entries_expire_and_the_least_recent_leave_first() -> None:
+    cache = CandidateCache(size=2, ttl_seconds=0.05)
+    hits = SourceHits("x", np.array([1]), np.array([1.0]))
+    ck, ak = cache.key("covisit", 5, np.array([1, 2])), cache.key("als", 5, np.array([1, 2]))
+    cache.put(ck, hits)
+    cache.put(ak, hits)
+    time.sleep(0.1)
+    assert cache.get(ck) is None  # co-visitation learns from others: expired
+    assert cache.get(ak) is hits  # a model's answer does not go stale
+    cache.put(cache.key("als", 5, np.array([3])), hits)
+    cache.put(cache.key("als", 5, np.array([4])), hits)
+    assert cache.get(ak) is None and len(cache) == 2  # least recently used left
