@@ -12,8 +12,8 @@ average at start and end are recorded so that a run on a shared machine can be r
 
 Usage::
 
-    .venv/bin/python bench/sequential.py --dataset beauty --threads 2
-    .venv/bin/python bench/sequential.py --dataset sports --threads 2
+    .venv/bin/python bench/sequential.py --dataset beauty --threads 1 --side-text --test-curve
+    .venv/bin/python bench/sequential.py --dataset sports --threads 1 --test-curve
     .venv/bin/python bench/sequential.py --dataset beauty --epochs 3 --latency-users 100   # smoke
 """
 
@@ -106,8 +106,8 @@ def main() -> None:
     p.add_argument("--max-len", type=int, default=50)
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--attn-dropout", type=float, default=0.5)
-    p.add_argument("--loss", default="full", choices=["full", "sampled"])
-    p.add_argument("--negatives", type=int, default=1024)
+    p.add_argument("--loss", default="sampled", choices=["full", "sampled"])
+    p.add_argument("--negatives", type=int, default=2048)
     p.add_argument(
         "--side-tokens",
         action=argparse.BooleanOptionalAction,
@@ -118,15 +118,15 @@ def main() -> None:
     p.add_argument(
         "--side-text", action="store_true", help="fuse frozen all-MiniLM-L6-v2 item text vectors"
     )
-    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--patience", type=int, default=6)
     p.add_argument(
         "--val-users",
         type=int,
-        default=None,
+        default=3000,
         help="validate on this many random users; the others also train on their last "
-        "training item (default: every user validates, none trains on its last item)",
+        "training item (0: every user validates, none trains on its last item)",
     )
-    p.add_argument("--lr-patience", type=int, default=0, help="halve lr after this many flat evals")
+    p.add_argument("--lr-patience", type=int, default=2, help="halve lr after this many flat evals")
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--latency-users", type=int, default=500)
@@ -169,7 +169,7 @@ def main() -> None:
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
         seed=args.seed,
         progress=args.progress,
-        max_val_users=args.val_users,
+        max_val_users=args.val_users or None,
     )
     # train = all but the last two items; fit() holds out each sequence's last item (= the
     # validation target) for early stopping, so it is given all but the last item.

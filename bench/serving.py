@@ -3,13 +3,18 @@
 One uvicorn worker serves the product app (``create_app``: API keys on, metrics, JSON logs at
 WARNING) on the Amazon Beauty catalogue (S3-Rec files, 22,363 users, 12,101 items, 198,502 events,
 imported with ``run_import("s3rec", ...)``) with the bundle of every default model
-(``train_bundle``). The bench adds one route to that app, and only here: ``GET /v1/_noop``, a fixed
-20-item list behind the same key check, the floor against which the real answers are read.
+(``train_bundle``). The bench adds two routes to that app, and only here: ``GET /v1/_noop``, a
+fixed 20-item list behind the same key check, the floor against which the real answers are read,
+and ``GET /v1/_noop_sync``, the same as a plain ``def`` route.
 
 Measured in the same run, interleaved (every repeat runs each target once, so a busy neighbour
 slows them alike), with ``wrk`` (one thread, ``-c`` connections each keeping one request in flight):
 
-- ``noop``: ``GET /v1/_noop``;
+- ``noop``: ``GET /v1/_noop``, an ``async def`` route: it runs on the event loop, as the
+  recommendation routes do (``RecommendConfig.compute_threads`` 0), so the two are read alike;
+  the "vs noop" ratios are against it;
+- ``noop_sync``: ``GET /v1/_noop_sync``, a plain ``def`` route, which FastAPI runs in its thread
+  pool: the hand-off to a thread and back alone costs about as much as the whole no-op;
 - ``home``: ``GET /v1/users/{id}/recommendations?scenario=home&n=20`` over 1,000 Beauty users,
   in turn (each user comes back every 1,000 requests, as returning shoppers do: the service's
   candidate cache answers their history-based sources again); when the service has no such route
@@ -207,7 +212,11 @@ def serve(data_dir: str, port: int) -> None:
     noop = APIRouter()
 
     @noop.get("/v1/_noop")
-    def noop_route() -> dict[str, Any]:
+    async def noop_route() -> dict[str, Any]:
+        return {"recommendation_id": "noop", "strategy": "noop", "items": NOOP_ITEMS}
+
+    @noop.get("/v1/_noop_sync")
+    def noop_sync_route() -> dict[str, Any]:
         return {"recommendation_id": "noop", "strategy": "noop", "items": NOOP_ITEMS}
 
     app.include_router(noop, dependencies=[Depends(require_scope("read"))])
@@ -408,7 +417,7 @@ def main() -> None:
     proc, base = start_server(data_dir)
     try:
         paths = httpx.get(f"{base}/openapi.json").json()["paths"]
-        targets: dict[str, list[str]] = {"noop": ["/v1/_noop"]}
+        targets: dict[str, list[str]] = {"noop": ["/v1/_noop"], "noop_sync": ["/v1/_noop_sync"]}
         if HOME in paths:
             targets["home"] = [f"/v1/users/{u}/recommendations?scenario=home&n=20" for u in users]
             targets["home_new"] = [

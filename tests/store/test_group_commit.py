@@ -62,8 +62,8 @@ def test_concurrent_overlapping_batches_are_written_exactly_once(store: Store) -
 
 
 def test_waiting_batches_share_one_commit(tmp_path: Path) -> None:
-    """While another connection holds the write lock, batches queue up; then one commit takes all
-    that waited (the first may be alone: the writer had taken it before the others arrived)."""
+    """While the writer waits for the database (another connection holds the write lock), the
+    batches that arrive queue up; then one commit takes all of them."""
     db = tmp_path / "shop.db"
     store = Store.from_url(f"sqlite:///{db}")
     writer = GroupCommit(store.events)
@@ -71,19 +71,23 @@ def test_waiting_batches_share_one_commit(tmp_path: Path) -> None:
     blocker.execute("BEGIN IMMEDIATE")  # the writer's transaction waits for this one
     try:
         with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(writer.append, batch(f"b{b}-", range(10))) for b in range(8)]
+            first = pool.submit(writer.append, batch("b0-", range(10)))
             deadline = time.monotonic() + 30
+            while (writer._thread is None or writer._queue.qsize()) and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the writer has taken the first batch (and waits)
+            time.sleep(0.1)
+            rest = [pool.submit(writer.append, batch(f"b{b}-", range(10))) for b in range(1, 8)]
             while writer._queue.qsize() < 7 and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert writer._queue.qsize() == 7, "the batches did not queue behind the lock"
             blocker.rollback()
-            results = [f.result(timeout=60) for f in futures]
+            results = [f.result(timeout=60) for f in [first, *rest]]
     finally:
         blocker.close()
         writer.close()
         store.close()
     assert [r.accepted for r in results] == [10] * 8
-    assert writer.batches == 8 and writer.commits == 2
+    assert writer.batches == 8 and writer.commits == 2  # the first alone, then the seven
 
 
 def test_a_failing_batch_fails_only_its_own_caller(sqlite_store: Store) -> None:
@@ -97,7 +101,7 @@ def test_a_failing_batch_fails_only_its_own_caller(sqlite_store: Store) -> None:
     def run(name: str, b: list[Event]) -> None:
         try:
             outcome[name] = writer.append(b).accepted
-        except Exception as exc:  # noqa: BLE001 - the test records what the caller saw
+        except Exception as exc:  # the test records what the caller saw
             outcome[name] = type(exc).__name__
 
     # park the writer on a first batch whose commit waits for the database lock, so that the

@@ -43,10 +43,11 @@ STATE = "sasrec_state.json"
 class SASRecModelConfig(ModelConfig, TrainConfig, SASRecConfig):
     """Every setting of the model, flat: network shape, training, and the ones below."""
 
-    # sampled softmax (2,048 shared uniform negatives, logQ-corrected) costs half the CPU per epoch
-    # of the full softmax on Beauty and reached a better test NDCG@10 per minute (docs/benchmarks.md)
+    # sampled softmax (2,048 shared uniform negatives, logQ-corrected) costs half the CPU per
+    # epoch of the full softmax on Beauty; better test NDCG@10 per minute (docs/benchmarks.md)
     loss: str = "sampled"
     n_negatives: int = 2048
+    lr_patience: int = 2  # halve the learning rate after two validations without a better score
     # on Amazon Beauty the attribute tokens lift validation NDCG@10 by ~45% at equal epochs
     side_tokens: bool = True  # fuse brand / category / attribute tokens when the data has them
     validation: bool = True  # hold out each user's last item for early stopping on NDCG@10

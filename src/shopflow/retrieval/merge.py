@@ -82,7 +82,8 @@ class Candidates:
 def merge(hits: Sequence[SourceHits]) -> Candidates:
     """Union of the hits; the first appearance of an item fixes its position (sources in order).
 
-    Two hit lists with the same source name are merged into one column (their best score wins).
+    Two hit lists with the same source name are merged into one column: an item in both keeps its
+    best score (the first on a tie), with that list's rank and evidence.
     """
     names: list[str] = []
     for h in hits:
@@ -94,27 +95,33 @@ def merge(hits: Sequence[SourceHits]) -> Candidates:
         return Candidates(
             np.empty(0, np.int64), names, empty, empty.astype(np.int64), empty.astype(np.int64)
         )
+    full = [h for h in hits if len(h)]  # every hit list in one set of arrays: few numpy calls
+    lens = [len(h) for h in full]
     allitems = np.concatenate(parts)
-    uniq, first = np.unique(allitems, return_index=True)
+    allscores = np.concatenate([h.scores for h in full])
+    cols = np.repeat(np.array([names.index(h.name) for h in full], dtype=np.int64), lens)
+    rank = np.concatenate([np.arange(n, dtype=np.int64) for n in lens])
+    ev = np.concatenate(
+        [h.evidence if h.evidence is not None else np.full(len(h), -1, np.int64) for h in full]
+    )
+    uniq, first, inv = np.unique(allitems, return_index=True, return_inverse=True)
     seen_order = np.argsort(first, kind="stable")
     items = uniq[seen_order]  # first-seen order
     pos = np.empty(len(uniq), dtype=np.int64)  # row of each of the sorted ``uniq``
     pos[seen_order] = np.arange(len(uniq))
+    rows = pos[inv]
     c, s = len(items), len(names)
+    cell = rows * s + cols
+    if np.bincount(cell, minlength=c * s).max() > 1:  # an item twice in one column
+        order = np.lexsort((np.arange(len(cell)), -allscores, cell))  # best first, then first
+        keep = order[np.r_[True, cell[order][1:] != cell[order][:-1]]]
+        rows, cols, allscores, rank, ev = (a[keep] for a in (rows, cols, allscores, rank, ev))
     scores = np.full((c, s), np.nan)
     ranks = np.full((c, s), -1, dtype=np.int64)
     evidence = np.full((c, s), -1, dtype=np.int64)
-    for h in hits:
-        if not len(h):
-            continue
-        col = names.index(h.name)
-        rows = pos[np.searchsorted(uniq, h.items)]
-        better = np.isnan(scores[rows, col]) | (h.scores > scores[rows, col])
-        rows_b = rows[better]
-        scores[rows_b, col] = h.scores[better]
-        ranks[rows_b, col] = np.flatnonzero(better)
-        if h.evidence is not None:
-            evidence[rows_b, col] = h.evidence[better]
+    scores[rows, cols] = allscores
+    ranks[rows, cols] = rank
+    evidence[rows, cols] = ev
     return Candidates(items, names, scores, ranks, evidence)
 
 

@@ -88,6 +88,16 @@ class SourceSet:
         Keeps the history-based sources' answers for the same history (default: none kept).
     """
 
+    # set in __init__, some only when the bundle has the model (or taken over from ``base``)
+    lock: Any
+    _updates: int
+    cache: CandidateCache
+    seq_unit: np.ndarray
+    als_gram: np.ndarray
+    als_base: np.ndarray
+    als_factors: np.ndarray
+    als_unit: np.ndarray
+
     def __init__(
         self,
         items: ItemTable,

@@ -115,8 +115,10 @@ def create_app(
         recommend = RecommendService(st, online, s)
         await asyncio.to_thread(recommend.start)
         ingest = IngestService(st, online, s.ingest, listener=recommend)
-        # recommendations are computed this many at a time (routes/recommendations.respond)
-        app.state.compute_limiter = anyio.CapacityLimiter(recommend.config.compute_threads)
+        # where recommendations are computed (routes/recommendations.respond): on the event loop
+        # (None), or in this many threads at a time
+        threads = recommend.config.compute_threads
+        app.state.compute_limiter = anyio.CapacityLimiter(threads) if threads > 0 else None
         app.state.services = Services(s, st, online, ingest, recommend)
         watcher = asyncio.create_task(watch_bundles(recommend.keeper))
         tasks = [watcher]

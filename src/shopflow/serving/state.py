@@ -98,7 +98,7 @@ class RecommendConfig:
     trending_seconds: float = 1.0  # how long the online trending list is reused
     user_seconds: float = 30.0  # how long a user's consent is reused
     torch_threads: int = 1  # threads of the sequential model's forward pass
-    compute_threads: int = 2  # recommendations computed at once per worker (the rest queue)
+    compute_threads: int = 0  # 0: answers computed on the event loop; n: in n threads at once
     share_seconds: float = 0.5  # how often co-visitation learned by other workers is read
     candidate_cache: int = 20_000  # history-based candidate lists kept for repeat requests
     candidate_seconds: float = 10.0  # ... co-visitation's at most this long (others' events)

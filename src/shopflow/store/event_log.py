@@ -1,7 +1,7 @@
 """The durable, append-only event log.
 
-Appends are idempotent by ``event_id`` and acknowledged only after the transaction commits. Reads export
-events in time order as Polars frames (Arrow underneath) for training and evaluation.
+Appends are idempotent by ``event_id`` and acknowledged only after the transaction commits. Reads
+export events in time order as Polars frames (Arrow underneath) for training and evaluation.
 
 Example
 -------
@@ -204,7 +204,7 @@ class EventLog:
         types: Sequence[str] | None = None,
         batch_size: int = 100_000,
     ) -> Iterator[pl.DataFrame]:
-        """Events with ``start <= timestamp < end`` in time order, as frames of ``batch_size`` rows."""
+        """Events with ``start <= timestamp < end`` in time order, in frames of ``batch_size``."""
         q = select(events).order_by(events.c.ts, events.c.seq)
         if start is not None:
             q = q.where(events.c.ts >= to_micros(start))

@@ -31,6 +31,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import cast
 
 from shopflow.ingest.schema import Event
 from shopflow.store.event_log import AppendResult, EventLog
@@ -101,7 +102,7 @@ class GroupCommit:
                 if item is _STOP:
                     stop = True
                 else:
-                    batch, future = item  # type: ignore[misc]
+                    batch, future = cast(tuple[list[Event], Future[AppendResult]], item)
                     group.append((batch, future))
                     size += len(batch)
                 if stop or size >= self.max_group_events:
@@ -120,7 +121,9 @@ class GroupCommit:
             if len(group) == 1:
                 group[0][1].set_exception(exc)
                 return
-            log.warning("group commit failed; writing its %d batches one by one", len(group))
+            log.warning(
+                "group commit failed; writing its %d batches one by one", len(group), exc_info=True
+            )
             for batch, future in group:
                 try:
                     future.set_result(self.event_log.append(batch))

@@ -30,6 +30,10 @@ from shopflow.store.online import (
 _REVIEW_FIELDS = ("n", "s", "p", "r", "t")
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _totals(values: Sequence[Any]) -> ReviewTotals:
     n, s, p, r, t = (float(v) if v is not None else 0.0 for v in values)
     return ReviewTotals(int(n), s, int(p), int(r), t)
@@ -156,11 +160,11 @@ class RedisState(OnlineState):
         self, name: str, after: str, count: int = 10_000
     ) -> tuple[list[tuple[str, bytes]], str]:
         start = "-" if after in ("0", "0-0") else f"({after}"
-        rows = self.client.xrange(self._k("log", name), min=start, max="+", count=count)
+        rows: Any = self.client.xrange(self._k("log", name), min=start, max="+", count=count)
         if not rows:
             return [], after
-        out = [(fields[b"o"].decode(), fields[b"p"]) for _, fields in rows]
-        return out, rows[-1][0].decode()
+        out = [(_text(fields[b"o"]), bytes(fields[b"p"])) for _, fields in rows]
+        return out, _text(rows[-1][0])
 
     def add_counts(self, name: str, counts: Mapping[str, Mapping[str, int]]) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -172,8 +176,9 @@ class RedisState(OnlineState):
 
     def read_counts(self, name: str) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
-        for key, n in self.client.hgetall(self._k("n", name)).items():
-            group, _, field = key.decode().partition("\x1f")
+        raw: Any = self.client.hgetall(self._k("n", name))
+        for key, n in raw.items():
+            group, _, field = _text(key).partition("\x1f")
             out.setdefault(group, {})[field] = int(n)
         return out
 
@@ -186,8 +191,8 @@ class RedisState(OnlineState):
         pipe.execute()
 
     def recall(self, key: str) -> str | None:
-        raw = self.client.get(self._k("m", key))
-        return None if raw is None else raw.decode()
+        raw: Any = self.client.get(self._k("m", key))
+        return None if raw is None else _text(raw)
 
     def forget_user(self, user_id: str) -> None:
         self.client.delete(self._k("u", user_id))

@@ -62,16 +62,20 @@ def answer(rec: Recommendation) -> Response:
 
 
 async def respond(
-    request: Request, scenario: Callable[..., Recommendation], *args: Any
+    request: Request, scenario: Callable[..., Recommendation], *args: Any, slow: bool = False
 ) -> Response:
-    """``answer(scenario(*args))``, computed in the worker's compute pool.
+    """``answer(scenario(*args))``, computed where it costs the least CPU.
 
-    A recommendation is CPU work in numpy: a few threads at a time get through it fastest; the
-    dozens of the server's default thread pool would only take turns at the GIL and evict each
-    other's arrays from the cache. ``app.state.compute_limiter`` (``RecommendConfig.
-    compute_threads``, set in the lifespan) caps them; the event loop stays free meanwhile.
+    A recommendation is a millisecond or two of CPU in numpy. Handing it to a thread and back
+    costs about as much again in one worker (the event loop and the thread take turns at the GIL),
+    so by default (``RecommendConfig.compute_threads`` 0) it runs on the event loop itself. With
+    ``compute_threads`` > 0 that many threads at a time compute (``app.state.compute_limiter``,
+    set in the lifespan) and the loop stays free. ``slow`` work (search, which may build its index
+    first) always goes to a thread.
     """
     limiter = getattr(request.app.state, "compute_limiter", None)
+    if limiter is None and not slow:
+        return answer(scenario(*args))
     return await anyio.to_thread.run_sync(lambda: answer(scenario(*args)), limiter=limiter)
 
 
@@ -181,7 +185,7 @@ async def search(
     n: N = 20,
     offset: Offset = 0,
 ) -> Response:
-    return await respond(request, service.search, q, user_id, n, offset, filters)
+    return await respond(request, service.search, q, user_id, n, offset, filters, slow=True)
 
 
 @router.get(
