@@ -7,10 +7,18 @@ although no model of the bundle knew its id.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from shopflow.config import Settings
+from shopflow.features.sequences import InteractionData, ItemSide
+from shopflow.models.bundle import write_bundle
+from shopflow.models.sasrec_model import SASRecModel
+from shopflow.store.bundles import BundleStore
 from tests.serving import recommend_shop as shop
 from tests.serving.conftest import ClientFactory
 
@@ -54,3 +62,49 @@ def test_an_item_added_after_training_trends_and_is_co_visited(
     assert client.post("/v1/events", json=one).status_code == 200
     home = client.get("/v1/users/nk-z/recommendations?n=10").json()
     assert "kettle-2000" in [it["item_id"] for it in home["items"]]
+
+
+def test_the_sequential_model_knows_an_item_the_moment_it_is_upserted(
+    settings: Settings, tmp_path: Path, make_client: ClientFactory
+) -> None:
+    f = shop.fitted()
+    side = ItemSide(brand=list(f.columns.brands), categories=[list(p) for p in f.columns.paths])
+    data = InteractionData(name="demo", users=f.users, items=f.items, sequences=f.histories)
+    model = SASRecModel(hidden=32, n_layers=1, max_len=20, epochs=2, validation=False, seed=0)
+    model.fit(dataclasses.replace(data, side=side))  # with brand and category tokens
+    assert model.vocab
+    write_bundle(
+        BundleStore(settings.data_dir / "bundles"),
+        items=f.items,
+        users=f.users,
+        models={"sasrec": model, "trending": f.models["trending"]},
+        item_columns=f.columns,
+        item_vectors=f.vectors,
+        histories=f.histories,
+        manifest={"training_cutoff": f.shop.end.isoformat()},
+    )
+    client = make_client(shop.new_store(tmp_path / "db"))
+    recommend = client.app.state.services.recommend  # type: ignore[attr-defined]
+    before = recommend.state.sources
+    assert before.sasrec is not None
+    n_model = before.sasrec.n_items
+    old_vectors = before.seq_vectors.copy()
+    twin = shop.fitted().shop.items[7]
+    body = {"title": f"New {twin.title}", "brand": twin.brand, "categories": list(twin.categories),
+            "price": 12.0, "stock": 5}  # fmt: skip
+    assert client.put("/v1/items/twin-new", json=body).status_code == 201
+
+    st = recommend.state
+    new = st.table.ids.index_of("twin-new")
+    assert new == n_model  # appended after every trained item
+    assert st.sources.sasrec is not None and st.sources.sasrec.n_items == len(st.table)
+    np.testing.assert_allclose(st.sources.seq_vectors[:n_model], old_vectors)  # trained kept
+    assert (
+        np.isfinite(st.sources.seq_vectors[new]).all() and np.abs(st.sources.seq_vectors[new]).sum()
+    )
+    hits = st.sources.sequential(np.array([7, 3]), k=len(st.table))
+    assert new in hits.items.tolist()  # the sequential source can propose it from now on
+    # a second upsert grows the bundle's model again, never the grown one
+    assert client.put("/v1/items/twin-new-2", json=body).status_code == 201
+    assert recommend.state.sources.sasrec.n_items == len(recommend.state.table) == n_model + 2
+    assert recommend.state.sources.seq_vectors[new] == pytest.approx(st.sources.seq_vectors[new])

@@ -122,8 +122,9 @@ class SourceSet:
             getattr(base, name) is found.get(name) for name in ("covisit", "als", "sasrec")
         )
         # guards the co-visitation model (updated online); one lock per model, whichever set
-        self.lock = base.lock if same and base is not None else threading.RLock()
-        self._updates = base._updates if same and base is not None else 0
+        same_covisit = base is not None and base.covisit is found.get("covisit")
+        self.lock = base.lock if same_covisit and base is not None else threading.RLock()
+        self._updates = base._updates if same_covisit and base is not None else 0
         # a history's candidates, kept for its next request (``retrieval.cache``)
         if same and base is not None:
             self.cache = base.cache
@@ -146,7 +147,7 @@ class SourceSet:
         else:
             self.sasrec = None
         if self.als is not None and 0 < getattr(self.als, "n_items", 0) <= self.n:
-            if same and base is not None and base.als is not None:
+            if base is not None and base.als is self.als:
                 self.als_gram, self.als_base = base.als_gram, base.als_base
                 self.als_factors, self.als_unit = base.als_factors, base.als_unit
             else:

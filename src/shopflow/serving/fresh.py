@@ -8,8 +8,9 @@ from the query encoder (the model the bundle's vectors were computed with), so t
 source finds them (similar items, the content part of home and new arrivals) and they find their
 neighbours. The search indexes of the old state are carried over and updated in place: the new
 text goes to the BM25 delta (``text.lexical``), no index is rebuilt. Models that do not know an item
-(co-visitation until its first events, ALS, SASRec until the next training) simply never propose
-it (``retrieval.sources``).
+(co-visitation until its first events, ALS until the next training) simply never propose it
+(``retrieval.sources``); the sequential model is grown to the new items from their side
+information (:func:`_grow_sequential`), so it can propose them at once.
 
 The caller swaps the new state in with one reference assignment, as a bundle swap does.
 """
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from shopflow.features.sequences import ItemSide
 from shopflow.ingest.schema import Item
 from shopflow.models.bundle import item_text
 from shopflow.retrieval.items import NO_STOCK_TRACKING, ItemTable
@@ -104,6 +106,7 @@ def with_items(
         rows = table.ids.to_index([it.item_id for it in changed])
         vectors[rows] = fresh
     models = st.bundle.models if st.bundle is not None else {}
+    models = _grow_sequential(models, table, vectors)
     sources = SourceSet(
         table,
         models,
@@ -127,6 +130,42 @@ def with_items(
     )  # fmt: skip
     _update_search(new, changed, fresh)
     return new
+
+
+def _grow_sequential(
+    models: dict[str, Any], table: ItemTable, vectors: np.ndarray | None
+) -> dict[str, Any]:
+    """``models`` with the bundle's sequential model grown to every item of ``table``.
+
+    Items appended since training get rows built from their side information (brand and category
+    tokens, text vector when the model fuses text; ``models.sasrec_update.extend_items``), so the
+    sequential source can propose them from the first request; trained items keep their vectors.
+    Always grown from the bundle's own model, so repeated upserts never compound.
+    """
+    seq = models.get("sasrec")
+    if seq is None or getattr(seq, "net", None) is None or len(table) <= seq.n_items:
+        return models
+    if not getattr(seq, "vocab", None) and seq.net.items.text is None:
+        return models  # no side information: a new row would be an uninformed average
+    from shopflow.models.sasrec_update import extend_items  # torch is loaded with the model
+
+    n_old, n_new = seq.n_items, len(table) - seq.n_items
+    side = ItemSide(
+        brand=[table.brand_name(i) or None for i in range(len(table))],
+        categories=[list(table.paths[i]) for i in range(len(table))],
+    )
+    text = None
+    if seq.net.items.text is not None:
+        dim = seq.net.items.text.shape[1]
+        text = np.zeros((n_new, dim), dtype=np.float32)
+        if vectors is not None and vectors.shape[1] == dim:
+            text = vectors[n_old:]
+    try:
+        grown = extend_items(seq, n_new, side=side, text=text)
+    except (ValueError, RuntimeError) as exc:  # never fail an upsert over it
+        log.warning("sequential model not grown to new items: %s", exc)
+        return models
+    return {**models, "sasrec": grown}
 
 
 def _update_search(st: ServingState, items: Sequence[Item], vectors: np.ndarray | None) -> None:
