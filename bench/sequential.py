@@ -106,7 +106,12 @@ def main() -> None:
     p.add_argument("--max-len", type=int, default=50)
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--attn-dropout", type=float, default=0.5)
-    p.add_argument("--loss", default="sampled", choices=["full", "sampled"])
+    p.add_argument(
+        "--loss",
+        default="auto",
+        choices=["full", "sampled", "auto"],
+        help="auto: full softmax up to 30,000 items, sampled beyond",
+    )
     p.add_argument("--negatives", type=int, default=2048)
     p.add_argument(
         "--side-tokens",
@@ -128,6 +133,12 @@ def main() -> None:
     )
     p.add_argument("--lr-patience", type=int, default=2, help="halve lr after this many flat evals")
     p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.999,
+        help="validate/keep a moving average of the weights (decay; 0: off)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--latency-users", type=int, default=500)
     p.add_argument("--out", type=Path, default=None)
@@ -165,6 +176,7 @@ def main() -> None:
         n_negatives=args.negatives,
         patience=args.patience,
         lr_patience=args.lr_patience,
+        ema_decay=args.ema,
         eval_every=args.eval_every,
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
         seed=args.seed,

@@ -352,8 +352,11 @@ def ingest(base: str, users: list[str], items: list[str], seconds: float, seed: 
     return asyncio.run(_ingest(base, users, items, seconds, batch=100, in_flight=4, seed=seed))
 
 
-def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+def median_of(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """Medians of each figure, and each repeat's own figures in order (``runs``)."""
+    out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    out["runs"] = [{k: round(v, 3) for k, v in r.items()} for r in runs]
+    return out
 
 
 def cpu_seconds(pid: int) -> float:

@@ -13,6 +13,10 @@ copy of each model is fitted on every user's sequence without its last two items
 catalogue (own history excluded) for the second-to-last item, for a sample of users. The bundle's
 models themselves are fitted on everything before the cutoff; nothing after it is read.
 
+This module runs the steps. What they read (events, catalogue, item text vectors) comes from
+:mod:`shopflow.train_data`, and the torch models' time caps and thread counts from
+:mod:`shopflow.train_budget`. Their public names can be imported from here too.
+
 Example
 -------
 >>> path = train_bundle(store, settings, models=("trending", "covisit"))   # doctest: +SKIP
@@ -23,31 +27,36 @@ Example
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shopflow.config import Settings
-from shopflow.errors import NotFound, ShopflowError
 from shopflow.eval.split import LOO_PROTOCOL, leave_one_out
-from shopflow.features.sequences import InteractionData, ItemSide, from_events
+from shopflow.features.sequences import InteractionData
 from shopflow.models.base import Recommender
-from shopflow.models.bundle import (
-    ItemColumns,
-    model_class,
-    unit_rows,
-    write_bundle,
-)
+from shopflow.models.bundle import ItemColumns, model_class, write_bundle
 from shopflow.store.bundles import BundleStore
-from shopflow.store.idmap import IdMap
 from shopflow.store.store import Store
+from shopflow.train_budget import (  # re-exported: callers import from either module
+    cap_training,
+    epoch_seconds,
+    torch_threads,
+)
+from shopflow.train_data import (  # re-exported: callers import from either module
+    NoEvents,
+    item_vectors,
+    load_training_data,
+    needs_training,
+    parse_cutoff,
+    store_fingerprint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +74,30 @@ EVAL_K = 10
 STATUSES = ("fitted", "skipped", "failed")
 Progress = Callable[["StepReport"], None]
 
-
-class NoEvents(ShopflowError):
-    """The store holds nothing to learn from."""
+__all__ = [
+    "BUNDLE_DEFAULTS",
+    "DEFAULT_MODELS",
+    "EVAL_K",
+    "FEATURES",
+    "STATUSES",
+    "TEXT_MODELS",
+    "TEXT_SHARE",
+    "TORCH_MODELS",
+    "NoEvents",
+    "Progress",
+    "StepReport",
+    "cap_training",
+    "epoch_seconds",
+    "item_vectors",
+    "load_training_data",
+    "make_model",
+    "needs_training",
+    "parse_cutoff",
+    "store_fingerprint",
+    "torch_threads",
+    "train_bundle",
+    "validation_metrics",
+]
 
 
 @dataclass
@@ -83,116 +113,6 @@ class StepReport:
     seconds: float = 0.0
     detail: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-# -- the store's data ------------------------------------------------------------------------------
-def store_fingerprint(store: Store) -> dict[str, int]:
-    """What changes with the store: event count and last seq, catalogue size and last update."""
-    from sqlalchemy import func, select
-
-    from shopflow.store.db import events, items
-
-    with store.engine.connect() as conn:
-        n_events, last_seq = conn.execute(select(func.count(), func.max(events.c.seq))).one()
-        n_items, updated = conn.execute(select(func.count(), func.max(items.c.updated_at))).one()
-    return {
-        "n_events": int(n_events or 0),
-        "last_seq": int(last_seq or 0),
-        "n_catalogue_items": int(n_items or 0),
-        "catalogue_updated_at": int(updated or 0),
-    }
-
-
-def needs_training(store: Store, bundles: BundleStore) -> str | None:
-    """Why a new bundle should be trained (none yet, store changed since), or None if up to date."""
-    try:
-        manifest = bundles.manifest()
-    except NotFound:
-        return "no model bundle yet"
-    if manifest.get("cutoff_requested"):
-        return "the current bundle was trained with a cutoff"
-    if manifest.get("store") != store_fingerprint(store):
-        return "the store changed since the current bundle was trained"
-    if manifest.get("text", {}).get("missing"):
-        return "some item texts were not encoded yet"
-    return None
-
-
-def load_training_data(
-    store: Store, cutoff: datetime | None = None
-) -> tuple[InteractionData, ItemColumns]:
-    """Events before ``cutoff`` as per-user sequences over the whole catalogue, and item columns.
-
-    Raises
-    ------
-    NoEvents
-        No event naming an item before the cutoff.
-    """
-    catalogue = store.catalogue.to_polars()
-    events = store.events.to_polars(end=cutoff)
-    data = from_events(events, name="store", items=IdMap(catalogue["item_id"].to_list()))
-    if data.n_interactions == 0:
-        when = f" before {cutoff.isoformat()}" if cutoff else ""
-        raise NoEvents(f"no events{when}: run `shopflow demo generate` or `shopflow import …`")
-    columns = ItemColumns.from_catalogue(catalogue, data.items)
-    side = ItemSide(
-        text=columns.texts,
-        brand=columns.brands,
-        categories=[list(p) for p in columns.paths],
-        price=columns.price,
-        created_at=columns.created_at,
-    )
-    last = events["timestamp"].max()
-    meta = {"last_event": last.isoformat() if isinstance(last, datetime) else None}
-    return replace(data, side=side, meta=meta), columns
-
-
-# -- item text vectors -----------------------------------------------------------------------------
-def item_vectors(
-    texts: Sequence[str | None],
-    encoder: Any,
-    order: Sequence[int] | None = None,
-    seconds: float = float("inf"),
-    chunk: int = 64,
-) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Unit text vectors (n, E) aligned with ``texts``; zero rows: no text, or not encoded in time.
-
-    Texts go to ``encoder`` (a :class:`~shopflow.text.encoder.TextEncoder`, whose cache keeps what
-    was ever encoded) in chunks, items in ``order`` first; no chunk starts after ``seconds``.
-    ``info`` counts the texts ``encoded`` now, taken from the ``cached`` ones and left ``missing``,
-    and lists the ``done`` indices.
-    """
-    start = time.perf_counter()
-    present = [int(i) for i in (range(len(texts)) if order is None else order) if texts[i]]
-    before = int(getattr(encoder, "n_encoded", 0))
-    out: np.ndarray | None = None
-    done: list[int] = []
-    for lo in range(0, len(present), chunk):
-        if time.perf_counter() - start > seconds:
-            break
-        idx = present[lo : lo + chunk]
-        with torch_threads():
-            vecs = unit_rows(np.asarray(encoder.encode([str(texts[i]) for i in idx])))
-        if out is None:
-            out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
-        out[idx] = vecs
-        done.extend(idx)
-    encoded = int(getattr(encoder, "n_encoded", 0)) - before
-    info = {
-        "model": str(getattr(encoder, "model_name", type(encoder).__name__)),
-        "encoded": encoded,
-        "cached": len(done) - encoded,
-        "missing": len(present) - len(done),
-        "dim": None if out is None else int(out.shape[1]),
-        "done": sorted(done),
-    }
-    if info["missing"]:
-        log.warning(
-            "%d item texts not encoded within the time budget (zero vectors for now; "
-            "the next `shopflow train` encodes them)",
-            info["missing"],
-        )
-    return out, info
 
 
 # -- models ----------------------------------------------------------------------------------------
@@ -227,76 +147,6 @@ def validation_metrics(
         f"hr@{k}": mean_metric(hit_rate_at_k(recs, targets, k)),
         f"ndcg@{k}": mean_metric(ndcg_at_k(recs, targets, k)),
     }
-
-
-def epoch_seconds(config: Any, data: InteractionData, rows: int = 32, steps: int = 2) -> float:
-    """About how long one sasrec epoch on ``data`` takes here, from the high side: a few warm
-    training steps on ``rows`` random full-width windows, scaled to the epoch's tokens."""
-    import torch
-
-    from shopflow.models.losses import full_softmax_ce
-    from shopflow.models.sasrec import SASRec, SASRecConfig
-    from shopflow.models.sasrec_train import pick_device
-
-    lengths = np.array([len(s) for s in data.sequences], dtype=np.int64)
-    targets = int((lengths[lengths >= 2] - 1).sum())  # one per item after a user's first
-    if targets == 0:
-        return 0.0
-    t = config.max_len
-    net_cfg = SASRecConfig(**{f.name: getattr(config, f.name) for f in fields(SASRecConfig)})
-    device = pick_device(config.device)  # time it where it will train
-    net = SASRec(replace(net_cfg, side_tokens=False, side_text=False), data.n_items).to(device)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randint(1, data.n_items + 1, (rows, t), generator=gen).to(device)  # (rows, T)
-    y = torch.randint(0, data.n_items, (rows, t), generator=gen).to(device)  # (rows, T)
-    opt = torch.optim.AdamW(net.train().parameters(), lr=1e-3)
-    with torch_threads():
-        for step in range(steps + 1):
-            if step == 1:  # the first step pays for one-off set-up
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-            loss = full_softmax_ce(net(x), y, net.item_table())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    per_token = (time.perf_counter() - start) / steps / (rows * t)
-    return per_token * targets
-
-
-@contextmanager
-def torch_threads() -> Iterator[int]:
-    """Torch threads limited to the cores not already busy (1-min load average), at least one.
-
-    On a shared host spinning threads that wait for a busy core make torch several times slower
-    than one thread (measured: a sasrec epoch took 52 s on 2 threads, 15 s on 1, at load 10 on 2
-    cores; MiniLM encoded 6.8 texts/s on 2 threads, 10.4 on 1).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    free = (cores or 1) - os.getloadavg()[0] + 1.0  # + 1: this process's own load
-    threads = max(1, min(before, int(free)))
-    torch.set_num_threads(threads)
-    try:
-        yield threads
-    finally:
-        torch.set_num_threads(before)
-
-
-def cap_training(model: Recommender, seconds: float, epoch: float) -> str | None:
-    """Cap a torch model so that its training ends within ``seconds``, given about ``epoch`` seconds
-    per epoch (it stops after the epoch that passes ``max_seconds``); the reason when not even one
-    epoch fits."""
-    if epoch > seconds:
-        return f"one epoch takes about {epoch:.0f} s; {max(seconds, 0):.0f} s of the budget left"
-    cap = getattr(model.config, "max_seconds", None)
-    limit = max(seconds - epoch, 1e-3)
-    model.config.max_seconds = limit if cap is None else min(cap, limit)  # type: ignore[attr-defined]
-    return None
 
 
 # -- the whole run ---------------------------------------------------------------------------------
@@ -539,14 +389,3 @@ def _summary(name: str, out: Any) -> str:
         later = f", {i['missing']:,} left for later" if i["missing"] else ""
         return f"{i['encoded']:,} encoded, {i['cached']:,} from cache{later}"
     return str(out)
-
-
-def parse_cutoff(text: str | None) -> datetime | None:
-    """An ISO 8601 date or time (naive means UTC), or None for no text."""
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 time such as 2026-10-15T00:00:00Z") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -318,3 +318,56 @@ def test_early_stopping_restores_the_best_validation_state() -> None:
     assert scores.index(max(scores)) == len(scores) - 3
     assert result.best_score == max(scores)
     assert evaluate(net, val)["ndcg@10"] == pytest.approx(result.best_score)  # best state is back
+
+
+def test_weight_average_follows_its_warmed_up_decay() -> None:
+    from shopflow.models.sasrec_train import _ema
+
+    torch.manual_seed(10)
+    net = SASRec(_tiny(), 12)
+    ema = _ema(net, decay=0.9)
+    expected = {k: v.clone() for k, v in net.named_parameters()}
+    for t in range(40):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        ema.update_parameters(net)
+        # first update copies; then weight 1 - min(0.9, (1 + t') / (10 + t')), t' = updates before
+        w = 1.0 if t == 0 else 1.0 - min(0.9, (1.0 + t) / (10.0 + t))
+        for k, p in net.named_parameters():
+            expected[k] += w * (p.detach() - expected[k])
+    for k, p in ema.module.named_parameters():
+        torch.testing.assert_close(p, expected[k])
+    with pytest.raises(ValueError, match="ema_decay"):
+        _ema(net, decay=1.0)
+
+
+def test_weight_average_is_what_is_validated_and_kept() -> None:
+    torch.manual_seed(11)
+    rng = np.random.default_rng(11)
+    n = 20
+    seqs = _successor_sequences(rng, 300, n, noise=0.1)
+    val = make_eval_set([s[:-1] for s in seqs[:60]], [int(s[-1]) for s in seqs[:60]], 12)
+    net = SASRec(_tiny(), n)
+    cfg = TrainConfig(epochs=12, batch_size=32, lr=5e-3, ema_decay=0.95, patience=100)
+    result = train_sasrec(net, [s[:-1] for s in seqs], cfg, val)
+    assert evaluate(net, val)["ndcg@10"] == pytest.approx(result.best_score)
+    hist = [np.array([a, (a + 1) % n]) for a in range(n)]
+    assert _top1_accuracy(net, hist, [(a + 2) % n for a in range(n)]) >= 0.9
+
+
+def test_side_text_without_any_item_text_adds_nothing(tmp_path: Path) -> None:
+    """No item text: no (all-zero) text input, the same network as without side text."""
+    rng = np.random.default_rng(12)
+    data = _data(_successor_sequences(rng, 40, 8, noise=0.2), 8)
+    torch.manual_seed(0)
+    with_flag = SASRecModel(hidden=16, n_layers=1, max_len=8, epochs=1, side_text=True)
+    with_flag.fit(data)
+    torch.manual_seed(0)
+    without = SASRecModel(hidden=16, n_layers=1, max_len=8, epochs=1)
+    without.fit(data)
+    assert with_flag.net is not None and with_flag.net.items.text_proj is None
+    histories = [np.array([0, 1]), np.array([5])]
+    np.testing.assert_allclose(with_flag.score(histories), without.score(histories), rtol=1e-5)
+    loaded = SASRecModel.load(with_flag.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.score(histories), with_flag.score(histories))

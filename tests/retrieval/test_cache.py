@@ -61,3 +61,38 @@ def test_covisitation_entries_expire_and_the_least_recent_leave_first() -> None:
     cache.put(cache.key("als", 5, np.array([3])), hits)
     cache.put(cache.key("als", 5, np.array([4])), hits)
     assert cache.get(ak) is None and len(cache) == 2  # least recently used left
+
+
+def test_another_shoppers_event_on_a_history_row_recomputes_at_once(bundle: Any) -> None:
+    """Co-visitation entries are kept while their rows are unchanged, and only so long."""
+    sources = state_from_bundle(bundle, RecommendConfig()).sources
+    fitted = shop.fitted()
+    history, other = fitted.histories[0], fitted.histories[3]
+    first = sources.covisit_history(history, 30)
+    untouched = np.setdiff1d(other, history)
+    untouched = untouched[~np.isin(untouched, history)]
+    # an event that pairs items outside this history: the entry stays valid
+    sources.learn(untouched[:2], np.array(["view", "view"]), int(untouched[2]), "view")
+    assert sources.covisit_history(history, 30) is first
+    # an event whose new item pairs with this history's last item: computed afresh, and it
+    # now scores what the shared pairs say
+    new_item = int(untouched[3])
+    for _ in range(5):
+        sources.learn(history[-1:], np.array(["view"]), new_item, "view")
+    again = sources.covisit_history(history, 30)
+    assert again is not first
+    fresh = state_from_bundle(bundle, RecommendConfig(candidate_cache=0)).sources
+    fresh.covisit = sources.covisit  # the same, updated model without a cache
+    assert again.items.tolist() == fresh.covisit_history(history, 30).items.tolist()
+    assert new_item in again.items.tolist()
+
+
+def test_row_versions_grow_with_the_table() -> None:
+    from shopflow.retrieval.cache import RowVersions
+
+    v = RowVersions(2)
+    stamp = v.stamp()
+    v.touch(np.array([10]))
+    assert v.unchanged(np.array([0, 1, 50]), stamp)  # rows beyond the table: never touched
+    assert not v.unchanged(np.array([10]), stamp)
+    assert v.unchanged(np.array([10]), v.stamp())

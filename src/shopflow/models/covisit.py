@@ -18,6 +18,10 @@ With event types, a second "bought together" table is built from the ``basket_ty
 :meth:`CoVisitation.complementary` reads it, :meth:`~Recommender.similar_items` reads the main
 ("viewed together") table. :meth:`CoVisitation.update` adds one new event online in O(window).
 
+This module is the model: its state, the online updates and compaction steps, scoring, saving.
+The table arithmetic (building a table, adding to a delta, merging a delta into a table) is in
+:mod:`shopflow.models.covisit_tables`.
+
 Example
 -------
 >>> import numpy as np
@@ -35,17 +39,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, repeat
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from shopflow.features.sequences import InteractionData
-from shopflow.models.base import ModelConfig, Recommender, history_matrix, prune_rows, top_k
+from shopflow.models.base import ModelConfig, Recommender, history_matrix, top_k
+from shopflow.models.covisit_tables import Delta, add_pairs, fold_delta, merge_delta, pair_table
 from shopflow.models.popular import default_event_weights, event_weight_arrays
-
-Delta = dict[int, dict[int, float]]
 
 
 @dataclass
@@ -83,58 +85,22 @@ class CoVisitation(Recommender):
         for seq, w in zip(data.sequences, weights, strict=True):
             np.add.at(self.pop, np.asarray(seq, dtype=np.int64), w)
         times = data.timestamps
-        self.table = self._pairs(data.sequences, weights, times, n)
+        self.table = pair_table(data.sequences, weights, times, n, cfg, self._col_factor)
         self.bought: sp.csr_matrix | None = None
         if data.event_types is not None:
             basket = {str(t) for t in cfg.basket_types}
             keep = [np.isin(np.asarray(t).astype(str), list(basket)) for t in data.event_types]
-            self.bought = self._pairs(
+            self.bought = pair_table(
                 [np.asarray(s)[k] for s, k in zip(data.sequences, keep, strict=True)],
                 [w[k] for w, k in zip(weights, keep, strict=True)],
                 None if times is None else [t[k] for t, k in zip(times, keep, strict=True)],
                 n,
+                cfg,
+                self._col_factor,
             )
         self._delta: Delta = defaultdict(dict)
         self._delta_bought: Delta = defaultdict(dict)
         self._frozen: tuple[Delta, Delta] | None = None  # updates a compaction is folding in
-
-    def _pairs(
-        self,
-        sequences: Sequence[np.ndarray],
-        weights: Sequence[np.ndarray],
-        times: Sequence[np.ndarray] | None,
-        n: int,
-    ) -> sp.csr_matrix:
-        """The pruned co-visitation matrix of ``sequences`` (rows: earlier or later item)."""
-        cfg = self.config
-        lens = np.array([len(s) for s in sequences], dtype=np.int64)
-        if lens.sum() == 0:
-            return sp.csr_matrix((n, n), dtype=np.float32)
-        flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
-        ew = np.concatenate(list(weights))
-        user = np.repeat(np.arange(len(lens)), lens)
-        ts = None if times is None else np.concatenate([np.asarray(t, float) for t in times])
-        rows, cols, vals = [], [], []
-        for g in range(1, cfg.window + 1):
-            if g >= len(flat):
-                break
-            a, b = flat[:-g], flat[g:]
-            ok = (user[:-g] == user[g:]) & (a != b)
-            if ts is not None and cfg.time_window_seconds is not None:
-                ok &= np.abs(ts[g:] - ts[:-g]) <= cfg.time_window_seconds
-            w = ew[g:][ok] * cfg.gap_decay ** (g - 1)
-            rows += [a[ok], b[ok]]
-            cols += [b[ok], a[ok]]
-            vals += [cfg.forward_weight * w, cfg.backward_weight * w]
-        if not rows:
-            return sp.csr_matrix((n, n), dtype=np.float32)
-        mat = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-        )
-        mat.sum_duplicates()
-        mat.eliminate_zeros()
-        key = mat.data * self._col_factor()[mat.indices]
-        return prune_rows(mat, cfg.neighbours, key).astype(np.float32)
 
     # -- online -----------------------------------------------------------------------------------
     def update(
@@ -165,29 +131,11 @@ class CoVisitation(Recommender):
         recent = np.ones(len(hist), dtype=bool)
         if times_before is not None and now is not None and cfg.time_window_seconds is not None:
             recent = np.abs(now - np.asarray(times_before, float)) <= cfg.time_window_seconds
-        self._add_pairs(self._delta, hist, recent, new_item, weight)
+        add_pairs(self._delta, hist, recent, new_item, weight, cfg)
         if types_before is not None and str(event_type) in cfg.basket_types:
-            is_basket = np.isin(np.asarray(types_before).astype(str), list(cfg.basket_types))
-            self._add_pairs(
-                self._delta_bought, hist[is_basket], recent[is_basket], new_item, weight
-            )
-
-    def _add_pairs(
-        self, delta: Delta, hist: np.ndarray, recent: np.ndarray, new_item: int, weight: float
-    ) -> None:
-        cfg = self.config
-        n = len(hist)
-        start = max(0, n - cfg.window)
-        items, near = hist[start:].tolist(), recent[start:].tolist()  # plain ints: a fast loop
-        forward, backward, decay = cfg.forward_weight, cfg.backward_weight, cfg.gap_decay
-        row_new = delta[new_item]
-        for pos, (a, ok) in enumerate(zip(items, near, strict=True), start):
-            if a == new_item or not ok:
-                continue
-            w = weight * decay ** (n - pos - 1)
-            row_a = delta[a]
-            row_a[new_item] = row_a.get(new_item, 0.0) + forward * w
-            row_new[a] = row_new.get(a, 0.0) + backward * w
+            basket = cfg.basket_types  # a few types over a window of items: a plain loop is fastest
+            is_basket = np.array([str(t) in basket for t in types_before], dtype=bool)
+            add_pairs(self._delta_bought, hist[is_basket], recent[is_basket], new_item, weight, cfg)
 
     def compact(self) -> None:
         """Fold the online updates into the sparse tables (and prune them to ``neighbours``)."""
@@ -235,9 +183,7 @@ class CoVisitation(Recommender):
         if self._frozen is None:
             return
         for frozen, current in zip(self._frozen, (self._delta, self._delta_bought), strict=True):
-            for a, row in frozen.items():
-                for b, v in row.items():
-                    current[a][b] = current[a].get(b, 0.0) + v
+            fold_delta(current, frozen)
         self._frozen = None
 
     def _deltas(self, bought: bool = False) -> list[Delta]:
@@ -248,38 +194,8 @@ class CoVisitation(Recommender):
         return [self._frozen[1] if bought else self._frozen[0], current]
 
     def _merge(self, table: sp.csr_matrix, delta: Delta) -> sp.csr_matrix:
-        """``table`` plus ``delta``, each row pruned to its ``neighbours`` best partners.
-
-        Only rows over the cap are pruned (a row at or under it keeps every entry whatever the
-        ranking key), so a compaction costs a sparse sum plus the few rows that grew past the cap,
-        not a sort of the whole table.
-        """
-        if not delta:
-            return table
-        size = sum(len(r) for r in delta.values())
-        owners = chain.from_iterable(repeat(a, len(r)) for a, r in delta.items())
-        rows = np.fromiter(owners, np.int64, size)
-        cols = np.fromiter(chain.from_iterable(delta.values()), np.int64, size)
-        vals = np.fromiter(
-            chain.from_iterable(r.values() for r in delta.values()), np.float32, size
-        )
-        add = sp.csr_matrix((vals, (rows, cols)), shape=table.shape, dtype=np.float32)
-        mat = sp.csr_matrix(table + add, dtype=np.float32)  # duplicates summed, indices sorted
-        lens = np.diff(mat.indptr)
-        over = np.flatnonzero(lens > self.config.neighbours)
-        if len(over):
-            n_over = lens[over]
-            owner = np.repeat(np.arange(len(over)), n_over)
-            flat = np.repeat(mat.indptr[over] - (np.cumsum(n_over) - n_over), n_over)
-            flat = flat + np.arange(len(owner))  # positions of the over-full rows' entries
-            idx = mat.indices[flat]
-            key = mat.data[flat] * self._col_factor()[idx]
-            order = np.lexsort((idx, -key, owner))  # per row: best first, ties by lower column
-            starts = np.searchsorted(owner[order], np.arange(len(over)))
-            rank = np.arange(len(order)) - starts[owner[order]]
-            mat.data[flat[order[rank >= self.config.neighbours]]] = 0.0
-            mat.eliminate_zeros()
-        return mat
+        """``table`` plus ``delta``, rows over ``neighbours`` pruned (:func:`merge_delta`)."""
+        return merge_delta(table, delta, self.config.neighbours, self._col_factor)
 
     def _grow(self, n: int) -> None:
         if n <= self.n_items:

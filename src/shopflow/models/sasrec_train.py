@@ -7,7 +7,10 @@ is a shuffled list of index batches, each drawn from users of similar length ("s
 trimmed to its longest row, so padding costs little. No per-sample Python runs in the hot loop.
 
 Early stopping watches **validation** NDCG@10 under full ranking with the user's history excluded,
-and the best state is restored at the end. Never pass test targets here.
+and the best state is restored at the end. Never pass test targets here. With ``ema_decay`` > 0 the
+model validated and kept is an exponential moving average of the weights over the steps
+(``torch.optim.swa_utils.AveragedModel``): a smoother curve, so the epoch that early stopping picks
+on a sample of validation users depends less on the noise of one step.
 
 Example
 -------
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from shopflow.models.losses import (
@@ -47,6 +51,7 @@ from shopflow.models.sasrec_config import (  # re-exported: callers import from 
     TrainResult,
     pick_device,
     seed_everything,
+    uses_sampled_softmax,
 )
 
 log = logging.getLogger(__name__)
@@ -203,8 +208,7 @@ def train_sasrec(
     gen = torch.Generator().manual_seed(cfg.seed)
     data = make_training_tensor(sequences, net.cfg.max_len)  # (W, max_len + 1)
     lengths = (data > 0).sum(1)  # (W,)
-    # sampling at least as many negatives as there are items is the full softmax, done exactly
-    sampled = cfg.loss == "sampled" and cfg.n_negatives < net.n_items
+    sampled = uses_sampled_softmax(cfg, net.n_items)
     log_q_cpu = _log_q(cfg, net.n_items, item_counts) if sampled else None
     log_q = log_q_cpu.to(device) if log_q_cpu is not None else None
     opt = torch.optim.AdamW(
@@ -213,6 +217,9 @@ def train_sasrec(
     autocast: Any = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     )
+    ema = _ema(net, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    # the weights validated and returned: the average's copy of the network, or the network
+    kept: SASRec = ema.module if ema is not None else net  # type: ignore[assignment]
     result = TrainResult()
     best_state: dict[str, Tensor] | None = None
     stale = lr_stale = 0
@@ -238,16 +245,18 @@ def train_sasrec(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update_parameters(net)
             total += float(loss.detach())
             count += 1
         train_seconds = time.perf_counter() - epoch_start
         out_of_time = cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds
         row: dict[str, float] = {"epoch": epoch, "loss": total / max(count, 1)}
         if val is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time):
-            row.update({f"val_{k}": v for k, v in evaluate(net, val).items()})
+            row.update({f"val_{k}": v for k, v in evaluate(kept, val).items()})
             if row["val_ndcg@10"] > result.best_score:
                 result.best_score, result.best_epoch, stale = row["val_ndcg@10"], epoch, 0
-                best_state, lr_stale = copy.deepcopy(net.state_dict()), 0
+                best_state, lr_stale = copy.deepcopy(kept.state_dict()), 0
             else:
                 stale, lr_stale = stale + 1, lr_stale + 1
             if cfg.lr_patience and lr_stale >= cfg.lr_patience:  # plateau: smaller steps
@@ -257,7 +266,7 @@ def train_sasrec(
             row["lr"] = opt.param_groups[0]["lr"]
             if monitor is not None:
                 wall, cpu = time.perf_counter(), time.process_time()
-                row.update({f"monitor_{k}": v for k, v in evaluate(net, monitor).items()})
+                row.update({f"monitor_{k}": v for k, v in evaluate(kept, monitor).items()})
                 start += time.perf_counter() - wall  # monitoring is not counted in the clocks
                 start_cpu += time.process_time() - cpu
         row["train_seconds"] = train_seconds  # this epoch, without evaluation
@@ -273,9 +282,30 @@ def train_sasrec(
         net.load_state_dict(best_state)
     elif result.history:
         result.best_epoch = int(result.history[-1]["epoch"])
+        if ema is not None:  # no validation: the average of the last steps is the model
+            net.load_state_dict(kept.state_dict())
     result.seconds = time.perf_counter() - start
     net.eval()
     return result
+
+
+def _ema(net: SASRec, decay: float) -> AveragedModel:
+    """A copy of ``net`` kept as the moving average ``avg += w_t (param - avg)`` after each step.
+
+    ``w_t = 1 - min(decay, (1 + t) / (10 + t))``: early steps move the average a lot, so it is not
+    held back by the random initial weights; later ones by ``1 - decay``.
+    """
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+
+    def update(
+        avg: list[Tensor] | tuple[Tensor, ...], params: list[Tensor] | tuple[Tensor, ...], n: Any
+    ) -> None:
+        t = int(n)
+        weight = 1.0 - min(decay, (1.0 + t) / (10.0 + t))
+        torch._foreach_lerp_(avg, params, weight)
+
+    return AveragedModel(net, multi_avg_fn=update)  # buffers (side tokens, text) are constant
 
 
 def _log_q(cfg: TrainConfig, n_items: int, counts: Tensor | None) -> Tensor:

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,12 +38,14 @@ from shopflow.retrieval.items import ItemTable
 from shopflow.retrieval.merge import Candidates
 
 ITEM_SCENARIOS = frozenset({"similar"})  # scenarios whose evidence item is the anchor, not history
+# sources whose reason is about the item itself (its category, brand, reviews, the query's words);
+# every other source's reason depends only on its evidence item, so one request builds it once
+ITEM_BOUND = frozenset({"trending", "popular", "new_arrivals", "sentiment", "search", "dense"})
 _WORD = re.compile(r"\w+")
 
 
-@dataclass(frozen=True)
-class Reason:
-    """Why an item is on the list."""
+class Reason(NamedTuple):
+    """Why an item is on the list (a named tuple: a page builds dozens, so cheap to make)."""
 
     kind: str
     text: str
@@ -87,15 +89,27 @@ def explain(
     present = candidates.present()[rows].tolist()
     evidence_of = candidates.evidence[rows].tolist()
     weights = contrib.tolist()
+    sources = candidates.sources
+    by_evidence: dict[tuple[int, int], Reason | None] = {}  # the same "because of" item recurs
     out: list[list[Reason]] = []
     for j, item in enumerate(candidates.items[rows].tolist()):
         reasons: list[Reason] = []
+        kinds: set[str] = set()
+        here = present[j]
         for s in orders[j]:
-            if not present[j][s]:
+            if not here[s]:
                 continue
-            reason = _reason(candidates.sources[s], item, evidence_of[j][s], ctx)
-            if reason is None or any(x.kind == reason.kind for x in reasons):
+            ev = evidence_of[j][s]
+            if sources[s] not in ITEM_BOUND:  # depends only on the source and its evidence item
+                key = (s, ev)
+                if key not in by_evidence:
+                    by_evidence[key] = _reason(sources[s], item, ev, ctx)
+                reason = by_evidence[key]
+            else:
+                reason = _reason(sources[s], item, ev, ctx)
+            if reason is None or reason.kind in kinds:
                 continue
+            kinds.add(reason.kind)
             evidence = {**reason.evidence, "weight": round(weights[j][s], 4)}
             reasons.append(Reason(reason.kind, reason.text, evidence))
             if len(reasons) >= max_reasons:

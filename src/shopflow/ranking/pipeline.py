@@ -112,15 +112,16 @@ def rank_page(
     sorter = np.argsort(cands.items)  # candidates are distinct: picked item → its row
     rows = sorter[np.searchsorted(cands.items, picked, sorter=sorter)].astype(np.int64)
     reasons = explain(cands, contrib, explain_ctx, rows)
-    out = []
-    for r, why in zip(rows.tolist(), reasons, strict=True):
-        i = int(cands.items[r])
-        out.append(
-            {
-                "item_id": table.ids.external_ids[i],
-                "score": round(float(scores[r]), 6),
-                "reasons": [x.as_dict() for x in why],
-                **table.describe(i),
-            }
+    items = cands.items[rows]
+    ids = table.ids.external_ids
+    return [
+        {
+            "item_id": ids[i],
+            "score": round(score, 6),
+            "reasons": [x.as_dict() for x in why],
+            **described,
+        }
+        for i, score, why, described in zip(
+            items.tolist(), scores[rows].tolist(), reasons, table.describe_many(items), strict=True
         )
-    return out
+    ]

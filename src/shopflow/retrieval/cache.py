@@ -8,10 +8,13 @@ their weights where the source uses them). A new event changes the history and s
 next answer is computed afresh, never served stale. The cache belongs to one
 :class:`~shopflow.retrieval.sources.SourceSet`, so a new model bundle starts empty.
 
-Co-visitation also learns from *other* shoppers' events; its entries expire after ``ttl_seconds``
-so that what others do reaches a returning shopper's list within that time (the shopper's own
-events still take effect at once, through the key). Entries of the model-only sources never go
-stale and leave only when the cache is full (least recently used first).
+Co-visitation also learns from *other* shoppers' events. An entry of it is served only while the
+rows it was computed from are unchanged: :class:`RowVersions` stamps every co-visitation row an
+online event touches, and an entry whose history has a row stamped after it is computed afresh
+(``get(key, valid=...)``), so others' pairs reach a returning shopper's list at once. What is not
+tracked per row (the popularity normalisation of the candidates, which every event moves a little)
+is bounded by ``ttl_seconds``. Entries of the model-only sources never go stale and leave only when
+the cache is full (least recently used first).
 
 Example
 -------
@@ -32,12 +35,56 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 
 from shopflow.retrieval.merge import SourceHits
 
 Key = tuple[str, int, bytes]
+
+
+class RowVersions:
+    """The last change of each row of an online-updated table, as a counter (thread-safe).
+
+    >>> v = RowVersions(4)
+    >>> stamp = v.stamp()
+    >>> v.unchanged(np.array([1, 2]), stamp)
+    True
+    >>> v.touch(np.array([2, 6]))  # row 6: the table grew
+    >>> v.unchanged(np.array([1, 2]), stamp), v.unchanged(np.array([0, 1]), stamp)
+    (False, True)
+    """
+
+    def __init__(self, n_rows: int) -> None:
+        self._rows = np.zeros(max(n_rows, 1), dtype=np.int64)
+        self._clock = 0
+        self._lock = threading.Lock()
+
+    def stamp(self) -> int:
+        """The current version: take it *before* reading the rows an answer is computed from."""
+        return self._clock
+
+    def touch(self, rows: np.ndarray) -> None:
+        """Rows ``rows`` changed now."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return
+        with self._lock:
+            top = int(rows.max()) + 1
+            if top > len(self._rows):
+                grown = np.zeros(max(top, 2 * len(self._rows)), dtype=np.int64)
+                grown[: len(self._rows)] = self._rows
+                self._rows = grown
+            self._clock += 1
+            self._rows[rows] = self._clock
+
+    def unchanged(self, rows: np.ndarray, stamp: int) -> bool:
+        """Whether none of ``rows`` changed after ``stamp`` was taken."""
+        table = self._rows
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[rows < len(table)]
+        return not len(rows) or int(table[rows].max()) <= stamp
 
 
 class CandidateCache:
@@ -62,7 +109,7 @@ class CandidateCache:
         self.size = size
         self.ttl_seconds = ttl_seconds
         self.expiring = expiring
-        self._entries: OrderedDict[Key, tuple[float, SourceHits]] = OrderedDict()
+        self._entries: OrderedDict[Key, tuple[float, SourceHits, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -75,14 +122,17 @@ class CandidateCache:
             h.update(np.ascontiguousarray(weights, dtype=np.float64).tobytes())
         return source, int(k), h.digest()
 
-    def get(self, key: Key) -> SourceHits | None:
-        """The kept answer under ``key``, or None (absent, or expired)."""
+    def get(self, key: Key, valid: Callable[[int], bool] | None = None) -> SourceHits | None:
+        """The kept answer under ``key``, or None (absent, expired, or ``valid(stamp)`` False)."""
         if self.size <= 0:
             return None
         with self._lock:
             entry = self._entries.get(key)
             may_expire = entry is not None and key[0] in self.expiring
             if may_expire and time.monotonic() - entry[0] > self.ttl_seconds:  # type: ignore[index]
+                del self._entries[key]
+                entry = None
+            if entry is not None and valid is not None and not valid(entry[2]):
                 del self._entries[key]
                 entry = None
             if entry is None:
@@ -92,15 +142,16 @@ class CandidateCache:
             self.hits += 1
             return entry[1]
 
-    def put(self, key: Key, hits: SourceHits) -> None:
-        """Keep ``hits`` under ``key`` (the least recently used entry leaves when full)."""
+    def put(self, key: Key, hits: SourceHits, stamp: int = 0) -> None:
+        """Keep ``hits`` under ``key`` (the least recently used entry leaves when full), with the
+        ``stamp`` (e.g. :meth:`RowVersions.stamp`) that ``get(key, valid)`` checks."""
         if self.size <= 0:
             return
         for arr in (hits.items, hits.scores, hits.evidence):
             if arr is not None:
                 arr.flags.writeable = False  # shared by the requests that hit it: never changed
         with self._lock:
-            self._entries[key] = (time.monotonic(), hits)
+            self._entries[key] = (time.monotonic(), hits, stamp)
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

@@ -200,6 +200,22 @@ class ItemTable:
         code = int(self.top[i])
         return self.category_names[code] if code >= 0 else None
 
+    def describe_many(self, idx: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
+        """:meth:`describe` of each item of ``idx``, with one array read per column."""
+        idx = np.asarray(idx, dtype=np.int64)
+        brands, leaves = self.brand[idx].tolist(), self.leaf[idx].tolist()
+        prices = self.price[idx].tolist()
+        titles, brand_names, names = self.titles, self.brand_names, self.category_names
+        return [
+            {
+                "title": titles[i] or None,
+                "brand": brand_names[b] if b >= 0 else None,
+                "category": names[c] if c >= 0 else None,
+                "price": None if p != p else p,  # NaN → None
+            }
+            for i, b, c, p in zip(idx.tolist(), brands, leaves, prices, strict=True)
+        ]
+
     def describe(self, i: int) -> dict[str, Any]:
         """What an answer shows of item ``i``: title, brand, leaf category, price (NaN → None)."""
         p = float(self.price[i])

@@ -9,9 +9,8 @@ dense item indices, with :class:`~shopflow.retrieval.merge.SourceHits`:
   and of one item (viewed together), and ``bought_together`` for complements; updated online;
 - ``als``: the matrix-factorisation fold-in of the history;
 - ``content``: nearest text vectors to the history profile or to one item;
-- ``trending``: the online trending counters blended with the bundle's time-decayed popularity;
-- ``new_arrivals``: the newest items, scored by content, brand and category affinity;
-- ``popular``: popularity over any filtered subset of the catalogue, which never runs dry.
+- ``trending``, ``session``, ``popular``, ``new_arrivals``: the model-free sources, inherited from
+  :class:`~shopflow.retrieval.catalogue.CatalogueSources`.
 
 Each history-based source names, for every item, the history item that led to it (``evidence``).
 Missing models simply yield no hits; nothing here raises for a model the bundle lacks. The item
@@ -29,45 +28,28 @@ from typing import Any
 import numpy as np
 
 from shopflow.models.base import Recommender, top_k
-from shopflow.retrieval.cache import CandidateCache
-from shopflow.retrieval.index import ExactIndex, FaissIndex, ItemIndex
+from shopflow.retrieval.cache import CandidateCache, RowVersions
+from shopflow.retrieval.catalogue import CatalogueSources
+from shopflow.retrieval.index import ExactIndex, ItemIndex
 from shopflow.retrieval.items import ItemTable
 from shopflow.retrieval.kernels import csr_rows, history_weights, top_k_row
 from shopflow.retrieval.merge import SourceHits, aggregate
 from shopflow.retrieval.seq_encoder import NumpyEncoder, numpy_encoder
+from shopflow.retrieval.vectors import (
+    EMPTY,
+    known,
+    make_index,
+    nearest_history,
+    normalised,
+    recency_weights,
+)
 
 log = logging.getLogger(__name__)
 
-EMPTY = np.empty(0, dtype=np.int64)
-ANN_THRESHOLD = 200_000  # catalogues larger than this use an HNSW index instead of exact search
 COMPACT_EVERY = 20_000  # online co-visitation updates between two compactions of the tables
 
 
-def make_index(vectors: np.ndarray) -> ItemIndex:
-    """Exact search for ordinary catalogues, FAISS HNSW beyond ``ANN_THRESHOLD`` items."""
-    index: ItemIndex = FaissIndex(kind="hnsw") if len(vectors) > ANN_THRESHOLD else ExactIndex()
-    return index.build(vectors)
-
-
-def recency_weights(n: int, decay: float) -> np.ndarray:
-    """Weight of each of ``n`` history items, oldest first: ``decay ** (distance from the end)``."""
-    return decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
-
-
-def normalised(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-
-def nearest_history(vectors: np.ndarray, items: np.ndarray, history: np.ndarray) -> np.ndarray:
-    """For each item, the history item whose (unit) vector is closest: the "because of" item."""
-    if not len(items) or not len(history):
-        return np.full(len(items), -1, dtype=np.int64)
-    sims = vectors[items] @ vectors[history].T  # (k, L)
-    return history[np.argmax(sims, axis=1)]
-
-
-class SourceSet:
+class SourceSet(CatalogueSources):
     """The candidate sources of one bundle (see the module docstring).
 
     Parameters
@@ -92,6 +74,7 @@ class SourceSet:
     lock: Any
     _updates: int
     cache: CandidateCache
+    versions: RowVersions
     seq_unit: np.ndarray
     als_gram: np.ndarray
     als_base: np.ndarray
@@ -125,6 +108,12 @@ class SourceSet:
         same_covisit = base is not None and base.covisit is found.get("covisit")
         self.lock = base.lock if same_covisit and base is not None else threading.RLock()
         self._updates = base._updates if same_covisit and base is not None else 0
+        # which co-visitation rows online events changed since a cached answer read them
+        self.versions = (
+            base.versions
+            if same_covisit and base is not None
+            else RowVersions(getattr(found.get("covisit"), "n_items", 0))
+        )
         # a history's candidates, kept for its next request (``retrieval.cache``)
         if same and base is not None:
             self.cache = base.cache
@@ -185,28 +174,6 @@ class SourceSet:
         return [name for name, ok in have.items() if ok]
 
     # -- built once -------------------------------------------------------------------------------
-    def _prior(self, models: Mapping[str, Recommender]) -> np.ndarray:
-        """Popularity prior in [0, 1]: the bundle's trending (else popularity) scores, or zeros."""
-        for name in ("trending", "pop"):
-            m = models.get(name)
-            if m is not None and 0 < getattr(m, "n_items", 0) <= self.n:
-                s = np.asarray(m.score([EMPTY])[0], dtype=np.float64)
-                s = np.where(np.isfinite(s), np.maximum(s, 0.0), 0.0)
-                s = np.concatenate([s, np.zeros(self.n - len(s))])  # items newer than the model
-                return s / s.max() if s.max() > 0 else s
-        return np.zeros(self.n)
-
-    def _new_pool(self, days: float) -> np.ndarray:
-        """The newest items: created within ``days`` of the newest one (at least the newest 2%)."""
-        created = self.items.created_at
-        known = np.flatnonzero(np.isfinite(created))
-        if not len(known):
-            return EMPTY
-        order = known[np.argsort(-created[known], kind="stable")]
-        recent = order[created[order] >= created[order[0]] - days * 86_400.0]
-        floor = max(1, int(0.02 * self.n))
-        return recent if len(recent) >= floor else order[:floor]
-
     # -- history-based ----------------------------------------------------------------------------
     def sequential(self, history: np.ndarray, k: int) -> SourceHits:
         """SASRec: one forward pass for the user state, then the nearest item vectors (unseen)."""
@@ -246,9 +213,11 @@ class SourceSet:
             if not len(history):
                 return SourceHits("covisit", EMPTY, EMPTY)
             key = self.cache.key("covisit", k, history)
-            kept = self.cache.get(key)  # expires: others' events change the pairs too
+            # others' events change pairs too: kept only while the history's rows are unchanged
+            kept = self.cache.get(key, lambda stamp: self.versions.unchanged(history, stamp))
             if kept is not None:
                 return kept
+            stamp = self.versions.stamp()  # under the lock: no update between this and the read
             recent = history[-self.history_len :]
             cand, sc = self.covisit.score_items(history)  # the items with pairs, ascending
             # items with no co-visitation evidence carry only the popularity tie-break: drop them
@@ -259,7 +228,7 @@ class SourceSet:
             items = cand[real][best]
             owner, cols, vals = csr_rows(self.covisit.table, recent)  # the pairs of the recent
         hits = SourceHits("covisit", items, sc, strongest_pair(recent, items, owner, cols, vals))
-        self.cache.put(key, hits)
+        self.cache.put(key, hits, stamp)
         return hits
 
     def als_history(self, history: np.ndarray, k: int) -> SourceHits:
@@ -378,118 +347,6 @@ class SourceSet:
         ev = hits.evidence[other][:k] if hits.evidence is not None else None
         return SourceHits("viewed_together", hits.items[other][:k], hits.scores[other][:k], ev)
 
-    # -- non-personal -----------------------------------------------------------------------------
-    def trending(
-        self,
-        online: Sequence[tuple[str, float]],
-        k: int,
-        mask: np.ndarray | None = None,
-        prior_weight: float = 0.25,
-    ) -> SourceHits:
-        """Online trending (event-weighted counts of the latest hours) plus a share of the prior.
-
-        Without a mask the answer is the same for every request that sees the same ``online``
-        list (the service reuses one for a second): it is kept, with :meth:`trending_scores`.
-        """
-        if mask is not None or prior_weight != 0.25:
-            return self._top("trending", self.trending_scores(online, prior_weight), k, mask)
-        kept = self._trend_top
-        if kept is not None and kept[0] is online and kept[1] == k:
-            return kept[2]
-        hits = self._top("trending", self.trending_scores(online), k, None)
-        self._trend_top = (online, k, hits)
-        return hits
-
-    def trending_scores(
-        self, online: Sequence[tuple[str, float]], prior_weight: float = 0.25
-    ) -> np.ndarray:
-        """(n_items,) trending score: ``prior_weight`` × prior + online counts scaled to [0, 1].
-
-        Kept for the last ``online`` list seen (the service reuses one list for a second), so the
-        requests in between do not map its item ids again. Read-only: never modify the answer.
-        """
-        cached_for, cached = self._online
-        if cached_for is online and prior_weight == 0.25:
-            return cached
-        score = prior_weight * self.prior
-        if online:
-            idx = self.items.ids.to_index((i for i, _ in online), missing=-1)
-            val = np.array([s for _, s in online], dtype=np.float64)
-            ok = idx >= 0
-            if ok.any() and val[ok].max() > 0:
-                score = score.copy()
-                np.add.at(score, idx[ok], val[ok] / val[ok].max())
-        if prior_weight == 0.25:
-            self._online = (online, score)
-        return score
-
-    def session(
-        self, history: np.ndarray, online: Sequence[tuple[str, float]], k: int
-    ) -> SourceHits:
-        """Trending items of the leaf categories just browsed, the most recent category first.
-
-        Needs no model, so a shopper gets session-based recommendations from the first click even
-        when the bundle lacks every model. Evidence: the latest history item of the category.
-        """
-        recent = history[-self.history_len :]
-        leaves = self.items.leaf[recent]
-        ok = leaves >= 0
-        if not ok.any() or k <= 0:
-            return SourceHits("session", EMPTY, EMPTY)
-        weight: dict[int, float] = {}
-        last: dict[int, int] = {}
-        for item, leaf, w in zip(
-            recent[ok],
-            leaves[ok],
-            recency_weights(len(recent), self.recency_decay)[ok],
-            strict=True,
-        ):
-            weight[int(leaf)] = weight.get(int(leaf), 0.0) + float(w)
-            last[int(leaf)] = int(item)
-        mask = np.isin(self.items.leaf, list(weight))
-        mask[history] = False
-        hits = self.trending(online, 4 * k, mask)
-        leaf_of = self.items.leaf[hits.items]
-        score = np.array([weight[int(c)] for c in leaf_of]) * (1.0 + hits.scores)
-        order = np.lexsort((hits.items, -score))[:k]
-        ev = np.array([last[int(c)] for c in leaf_of[order]], dtype=np.int64)
-        return SourceHits("session", hits.items[order], score[order], ev)
-
-    def popular(self, k: int, mask: np.ndarray | None = None) -> SourceHits:
-        """The prior over the items ``mask`` allows: the fallback that never runs dry."""
-        return self._top("popular", self.prior + 1e-9, k, mask)
-
-    def new_arrivals(
-        self,
-        k: int,
-        profile: np.ndarray | None = None,
-        brand_affinity: Mapping[int, float] | None = None,
-        category_affinity: Mapping[int, float] | None = None,
-        mask: np.ndarray | None = None,
-    ) -> SourceHits:
-        """The newest items by recency and popularity; for a user also content, brand, category."""
-        pool = self.new_pool
-        if mask is not None:
-            pool = pool[mask[pool]]
-        if not len(pool) or k <= 0:
-            return SourceHits("new_arrivals", EMPTY, EMPTY)
-        created = self.items.created_at[pool]
-        span = max(float(created.max() - created.min()), 1.0)
-        score = 0.3 * (created - created.min()) / span + 0.2 * self.prior[pool]
-        if profile is not None and self.text is not None:
-            score += np.maximum(self.text[pool] @ profile, 0.0)
-        if brand_affinity:
-            score += 0.6 * _lookup(self.items.brand[pool], brand_affinity)
-        if category_affinity:
-            score += 0.4 * _lookup(self.items.leaf[pool], category_affinity)
-        order = np.lexsort((pool, -score))[:k]
-        return SourceHits("new_arrivals", pool[order], score[order])
-
-    def _top(self, name: str, score: np.ndarray, k: int, mask: np.ndarray | None) -> SourceHits:
-        score = np.where(mask, score, -np.inf) if mask is not None else score
-        ids, sc = top_k_row(score.astype(np.float32), k)  # a copy: ``score`` stays as it was
-        return SourceHits(name, ids, sc)
-
     # -- online learning --------------------------------------------------------------------------
     def learn(
         self, history_before: np.ndarray, types_before: np.ndarray, item: int, event_type: str
@@ -499,6 +356,7 @@ class SourceSet:
             return
         with self.lock:
             self.covisit.update(history_before, item, event_type, types_before=types_before)
+            self.versions.touch(np.append(np.asarray(history_before, dtype=np.int64), item))
             self._updates += 1
             if self._updates >= COMPACT_EVERY and not self.covisit.compacting:
                 self._updates = 0  # fold the online pairs into the sparse tables, in a thread
@@ -539,12 +397,3 @@ def strongest_pair(
     first = order[np.r_[True, cols[order][1:] != cols[order][:-1]]]
     out[row[cols[first]]] = recent[owner[first]]
     return out
-
-
-def known(items: np.ndarray, vectors: np.ndarray | None) -> np.ndarray:
-    """The ``items`` that index a row of ``vectors`` (a model's items); all when it is None."""
-    return items if vectors is None else items[(items >= 0) & (items < len(vectors))]
-
-
-def _lookup(codes: np.ndarray, table: Mapping[int, float]) -> np.ndarray:
-    return np.fromiter((table.get(int(c), 0.0) for c in codes), np.float64, len(codes))

@@ -4,8 +4,9 @@
 first: without consent to personalisation nothing personal is read), an item id into its dense index
 (or a 404 that says what to do), keeps the online trending list for a second, and feeds accepted
 events to the co-visitation tables (:meth:`RequestContext.learn`). Small caches, each with a short
-lifetime, keep the database off the request path: consent for ``user_seconds``, trending for
-``trending_seconds``; both are dropped at once when this process sees the change.
+lifetime, keep the database off the request path: consent (``serving.consent``: who withheld it,
+polled every ``user_seconds``), trending for ``trending_seconds``; both change at once when this
+process sees the change.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from shopflow.config import Settings
 from shopflow.errors import NotFound
 from shopflow.ingest.schema import Event
+from shopflow.serving.consent import ConsentView
 from shopflow.serving.shared import SharedLearning
 from shopflow.serving.state import POSITIVE, RecommendConfig, ServingState, UserView, user_view
 from shopflow.store.online import OnlineState, RecentEvent, to_recent
@@ -30,7 +32,6 @@ from shopflow.store.store import Store
 
 log = logging.getLogger(__name__)
 
-MAX_CACHED_USERS = 100_000
 Encoder = Any  # .encode(texts, batch_size=...) → (B, E) vectors in the space of the item vectors
 
 
@@ -49,7 +50,7 @@ class RequestContext:
         self.encoder = encoder
         self._encoder_loading = False
         self._trend: tuple[float, list[tuple[str, float]]] = (0.0, [])
-        self._consent: dict[str, tuple[float, bool]] = {}
+        self.consent = ConsentView(store, config.user_seconds)
         self.shared = SharedLearning(online)  # co-visitation learned by the other workers
 
     def user(self, st: ServingState, user_id: str | None) -> UserView:
@@ -68,21 +69,12 @@ class RequestContext:
         )
 
     def personal(self, user_id: str) -> bool:
-        """The user's consent to personalisation (no record: consent by default), cached."""
-        now = time.monotonic()
-        hit = self._consent.get(user_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        user = self.store.users.get(user_id)
-        ok = True if user is None else bool(user.consent.personalization)
-        if len(self._consent) > MAX_CACHED_USERS:
-            self._consent.clear()
-        self._consent[user_id] = (now + self.config.user_seconds, ok)
-        return ok
+        """The user's consent to personalisation (no record: consent by default)."""
+        return self.consent.personal(user_id)
 
     def forget(self, user_id: str) -> None:
-        """Drop the cached consent of ``user_id`` (its record changed or was erased)."""
-        self._consent.pop(user_id, None)
+        """The record of ``user_id`` changed or was erased here: read its consent again now."""
+        self.consent.forget(user_id)
 
     def item(self, st: ServingState, item_id: str) -> tuple[int, np.ndarray | None]:
         """Dense index of ``item_id`` (-1 when the state lacks it) and its leaf-category mask.

@@ -55,8 +55,11 @@ async def get_ingest(services: Annotated[Services, Depends(get_services)]) -> In
     return services.ingest
 
 
-async def get_recommend(services: Annotated[Services, Depends(get_services)]) -> RecommendService:
-    if services.recommend is None:
+async def get_recommend(request: Request) -> RecommendService:
+    # reads the app state itself rather than through get_services: one dependency fewer to solve
+    # on the busiest routes
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None or services.recommend is None:
         raise BackendUnavailable("the recommend service is not started; retry shortly")
     return services.recommend
 

@@ -42,7 +42,7 @@ from shopflow.serving import metrics
 from shopflow.serving.context import Encoder, RequestContext
 from shopflow.serving.impressions import ImpressionLog
 from shopflow.serving.intent import searched_hits, user_taste
-from shopflow.serving.reload import StateKeeper
+from shopflow.serving.reload import StateKeeper, settle_heap
 from shopflow.serving.reviews import ReviewSignals
 from shopflow.serving.state import (
     Recommendation,
@@ -148,9 +148,13 @@ class RecommendService:
         self.impressions.close()
 
     def _warm(self, state: ServingState) -> None:
-        """After a swap: the version in ``/metrics``, thread limits, the query encoder if needed."""
+        """After a swap: the version in ``/metrics``, thread limits, the query encoder if needed,
+        and the new state's objects out of the garbage collector's full passes (``settle_heap``)."""
         self._limit_threads()  # the bundle's models may have loaded another BLAS library
         metrics.set_model_version(state.version)
+        if self.config.freeze_heap:
+            seconds = settle_heap()
+            log.debug("heap settled after the swap", extra={"seconds": round(seconds, 3)})
         if self.config.load_text_encoder:
             self.context.load_encoder(state, lambda: self.keeper.state)
         if self.config.warm_search:  # build the search index now, not in the first search

@@ -96,14 +96,15 @@ class RecommendConfig:
     poll_seconds: float = 2.0  # how often the bundle pointer (CURRENT) is checked
     refresh_seconds: float = 30.0  # how often price, stock and presence are re-read
     trending_seconds: float = 1.0  # how long the online trending list is reused
-    user_seconds: float = 30.0  # how long a user's consent is reused
+    user_seconds: float = 30.0  # how often consent written elsewhere is re-read (serving.consent)
     torch_threads: int = 1  # threads of the sequential model's forward pass
     compute_threads: int = 0  # 0: answers computed on the event loop; n: in n threads at once
     share_seconds: float = 0.5  # how often co-visitation learned by other workers is read
     candidate_cache: int = 20_000  # history-based candidate lists kept for repeat requests
-    candidate_seconds: float = 10.0  # ... co-visitation's at most this long (others' events)
+    candidate_seconds: float = 60.0  # ... co-visitation's at most this long (see retrieval.cache)
     load_text_encoder: bool = True  # load the query encoder a bundle's manifest names (search)
     warm_search: bool = True  # build the search index in the background after each swap
+    freeze_heap: bool = True  # after each swap: collect, then gc.freeze() what survives (reload)
     weights: dict[str, dict[str, float]] = field(default_factory=default_weights)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from shopflow.config import DEFAULT_EVENT_WEIGHTS, Settings
 from shopflow.ingest.schema import Event
+from shopflow.store.trend_window import TrendWindow
 
 
 @dataclass(frozen=True, order=True)
@@ -188,6 +189,9 @@ class OnlineState(ABC):
         return None
 
 
+TREND_WINDOW = 24  # buckets of the default trending window (``trending(window_buckets=24)``)
+
+
 class MemoryState(OnlineState):
     """In-process online state; thread-safe."""
 
@@ -198,6 +202,7 @@ class MemoryState(OnlineState):
         self._seen: dict[str, set[str]] = defaultdict(set)
         self._counts: dict[str, Counter[str]] = defaultdict(Counter)
         self._trend: dict[int, Counter[str]] = defaultdict(Counter)
+        self._window = TrendWindow(TREND_WINDOW)  # the default window's sums, kept as they change
         self._reviews: dict[str, ReviewTotals] = {}
         self._reviews_all = ReviewTotals()
 
@@ -219,10 +224,12 @@ class MemoryState(OnlineState):
                     self._counts[e.item_id][e.type.value] += 1
                     w = self.weight(e.type.value)
                     if w > 0:
-                        self._trend[self.bucket(rec.ts)][e.item_id] += w
+                        b = self.bucket(rec.ts)
+                        self._trend[b][e.item_id] += w
+                        self._window.add(b, e.item_id, w, self._trend)
             if len(self._trend) > self.buckets_kept:
                 for b in sorted(self._trend)[: len(self._trend) - self.buckets_kept]:
-                    del self._trend[b]
+                    self._window.drop(b, self._trend.pop(b))
 
     def recent(self, user_id: str, n: int | None = None) -> list[RecentEvent]:
         with self._lock:
@@ -237,6 +244,8 @@ class MemoryState(OnlineState):
         with self._lock:
             if not self._trend:
                 return []
+            if window_buckets == self._window.window:  # kept up to date: no pass over buckets
+                return self._window.top(n)
             last = max(self._trend)
             total: Counter[str] = Counter()
             for b, counter in self._trend.items():
@@ -270,6 +279,7 @@ class MemoryState(OnlineState):
             self._seen.clear()
             self._counts.clear()
             self._trend.clear()
+            self._window = TrendWindow(TREND_WINDOW)
             self._reviews.clear()
             self._reviews_all = ReviewTotals()
 

@@ -1,0 +1,72 @@
+"""A swapped-in state is kept out of the garbage collector's full passes, and never leaks."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shopflow.config import load_settings
+from shopflow.serving.recommend import RecommendService
+from shopflow.serving.state import RecommendConfig
+from shopflow.store.bundles import BundleStore
+from shopflow.store.online import MemoryState
+from tests.serving import recommend_shop as shop
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[RecommendService]:
+    root = tmp_path / "bundles"
+    shop.write(root)
+    store = shop.new_store(tmp_path)
+    svc = RecommendService(
+        store, MemoryState(), load_settings(data_dir=tmp_path / "data"), bundles=BundleStore(root)
+    )
+    svc.start()
+    yield svc
+    svc.close()
+    store.close()
+    gc.unfreeze()
+
+
+def _tracked(obj: object) -> bool:
+    """Whether the collector's generations (not the frozen, permanent one) hold ``obj``."""
+    return any(o is obj for o in gc.get_objects())
+
+
+def test_the_loaded_state_is_frozen_out_of_full_collections(service: RecommendService) -> None:
+    ids = service.state.table.ids.external_ids  # a big, long-lived list of the bundle
+    assert gc.get_freeze_count() > 0
+    assert not _tracked(ids)
+    fresh: list[str] = ["allocated by a request"]
+    assert _tracked(fresh)  # what requests allocate is collected as usual
+
+
+def test_a_reload_frees_the_replaced_state(service: RecommendService) -> None:
+    old = weakref.ref(service.state)
+    service.reload()
+    assert old() is None  # unfrozen, collected: freezing never pins a replaced bundle
+    assert not _tracked(service.state.table.ids.external_ids)
+
+
+def test_freezing_can_be_turned_off(tmp_path: Path) -> None:
+    gc.unfreeze()
+    root = tmp_path / "bundles"
+    shop.write(root)
+    store = shop.new_store(tmp_path)
+    svc = RecommendService(
+        store,
+        MemoryState(),
+        load_settings(data_dir=tmp_path / "data"),
+        bundles=BundleStore(root),
+        config=RecommendConfig(freeze_heap=False),
+    )
+    try:
+        svc.start()
+        assert gc.get_freeze_count() == 0
+    finally:
+        svc.close()
+        store.close()
