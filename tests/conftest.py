@@ -1,8 +1,9 @@
 """Shared fixtures: stores on every backend, online state on every backend, datasets.
 
-PostgreSQL and Redis tests use the real servers at 127.0.0.1 (override with SHOPFLOW_TEST_POSTGRES_URL /
-SHOPFLOW_TEST_REDIS_URL) and are skipped, with the reason, when those are not reachable. Each PostgreSQL
-test gets its own schema; each Redis test its own key prefix, so parallel runs do not collide.
+PostgreSQL and Redis tests use the real servers at 127.0.0.1 (override with
+SHOPFLOW_TEST_POSTGRES_URL / SHOPFLOW_TEST_REDIS_URL) and are skipped, with the reason, when those
+are not reachable. Each PostgreSQL test gets its own schema; each Redis test its own key prefix, so
+parallel runs do not collide.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("SHOPFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATASETS_DIR = Path(
-    os.environ.get("SHOPFLOW_DATASETS_DIR", Path(__file__).resolve().parents[1] / ".." / "shared"
-                   / "datasets")
+    os.environ.get(
+        "SHOPFLOW_DATASETS_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+    )
 ).resolve()
 
 
@@ -96,8 +98,12 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def online_state(request: pytest.FixtureRequest) -> Iterator[OnlineState]:
     """Empty online state on each implementation, small limits so tests can reach them."""
-    kwargs = {"max_sequence": 5, "session_timeout_seconds": 600.0, "bucket_seconds": 3600,
-              "buckets_kept": 4}
+    kwargs = {
+        "max_sequence": 5,
+        "session_timeout_seconds": 600.0,
+        "bucket_seconds": 3600,
+        "buckets_kept": 4,
+    }
     if request.param == "memory":
         yield MemoryState(**kwargs)
         return

@@ -22,7 +22,8 @@ app = typer.Typer(
     help=(
         "shopflow: a self-hosted, real-time recommendation engine for e-commerce.\n\n"
         "Settings come from SHOPFLOW_* environment variables and an optional TOML file "
-        "(SHOPFLOW_CONFIG); everything shopflow writes goes under SHOPFLOW_DATA_DIR (default ./data)."
+        "(SHOPFLOW_CONFIG); everything shopflow writes goes under SHOPFLOW_DATA_DIR "
+        "(default ./data)."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,

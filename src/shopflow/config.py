@@ -1,9 +1,10 @@
-"""One typed settings tree: defaults in code, overridden by a TOML file, then ``SHOPFLOW_*`` variables.
+"""One typed settings tree: defaults in code, overridden by a TOML file, then ``SHOPFLOW_*``
+variables.
 
 Precedence (highest first): keyword arguments, environment (``SHOPFLOW_DATA_DIR``,
-``SHOPFLOW_DATABASE_URL``, nested keys with ``__`` such as ``SHOPFLOW_ONLINE__MAX_SEQUENCE``), the TOML
-file named by ``SHOPFLOW_CONFIG`` (or ``./shopflow.toml`` when present), then the defaults below.
-``configs/shopflow.example.toml`` lists every key.
+``SHOPFLOW_DATABASE_URL``, nested keys with ``__`` such as ``SHOPFLOW_ONLINE__MAX_SEQUENCE``), the
+TOML file named by ``SHOPFLOW_CONFIG`` (or ``./shopflow.toml`` when present), then the defaults
+below. ``configs/shopflow.example.toml`` lists every key.
 
 Example
 -------
@@ -165,7 +166,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Where shopflow writes everything it keeps.")
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the event log and catalogue; default a SQLite file in data_dir.",
+        description=(
+            "SQLAlchemy URL of the event log and catalogue; default a SQLite file in data_dir."
+        ),
     )
     redis_url: str | None = Field(
         None, description="redis:// URL for shared online state; default in-process state."

@@ -41,7 +41,8 @@ ITEM_EVENT_TYPES: frozenset[EventType] = frozenset(
 # Event types that express interest in an item (they enter a user's behaviour sequence).
 POSITIVE_EVENT_TYPES: frozenset[EventType] = ITEM_EVENT_TYPES - {EventType.REMOVE_FROM_CART}
 
-# Column names of the columnar (Arrow / Polars) exports. One place, so that training and serving agree.
+# Column names of the columnar (Arrow / Polars) exports. One place, so that training and serving
+# agree.
 COL_SEQ = "seq"
 COL_EVENT_ID = "event_id"
 COL_TYPE = "type"

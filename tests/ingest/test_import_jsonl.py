@@ -35,4 +35,7 @@ def test_bad_lines_are_reported_by_line(tmp_path: Path, sqlite_store: Store) -> 
     report = run_import("jsonl", path, sqlite_store)
     assert report.events_accepted == 2
     assert [(r.line, r.reason.split(":")[0]) for r in report.rejected] == [
-        (2, "invalid JSON"), (4, "must be a JSON object, not list"), (5, "type")]
+        (2, "invalid JSON"),
+        (4, "must be a JSON object, not list"),
+        (5, "type"),
+    ]

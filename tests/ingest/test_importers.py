@@ -39,7 +39,11 @@ def test_registry_lists_every_format_and_rejects_unknown_ones(
 ) -> None:
     from shopflow.commands.imports import FORMATS
 
-    assert tuple(IMPORTERS) == FORMATS == ("s3rec", "unisrec", "taobao", "amazon", "csv", "parquet", "jsonl")
+    assert (
+        tuple(IMPORTERS)
+        == FORMATS
+        == ("s3rec", "unisrec", "taobao", "amazon", "csv", "parquet", "jsonl")
+    )
     with pytest.raises(ImportFormatError, match="known formats: s3rec, unisrec, taobao, amazon"):
         run_import("tsv", write(tmp_path / "a.csv", "x\n"), sqlite_store)
     with pytest.raises(ImportFormatError, match="does not exist"):

@@ -1,4 +1,5 @@
-"""The data model rejects what a shop might get wrong, with a message naming the field and problem."""
+"""The data model rejects what a shop might get wrong, with a message naming the field and
+problem."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ from shopflow.ingest.schema import (
 )
 from shopflow.types import EventType
 
-GOOD = {"event_id": "e1", "type": "view", "user_id": "u1", "item_id": "i1",
-        "timestamp": "2024-05-01T10:00:00Z"}
+GOOD = {
+    "event_id": "e1",
+    "type": "view",
+    "user_id": "u1",
+    "item_id": "i1",
+    "timestamp": "2024-05-01T10:00:00Z",
+}
 
 
 def reason(record: dict, **ctx: object) -> str:
@@ -34,9 +40,13 @@ def test_a_good_event_parses_with_utc_time() -> None:
     assert e.timestamp == datetime(2024, 5, 1, 10, tzinfo=UTC)
     # unix seconds, naive ISO (taken as UTC) and offsets all normalise to UTC
     assert Event.model_validate({**GOOD, "timestamp": 1714557600}).timestamp == e.timestamp
-    assert Event.model_validate({**GOOD, "timestamp": "2024-05-01T10:00:00"}).timestamp == e.timestamp
-    assert Event.model_validate(
-        {**GOOD, "timestamp": "2024-05-01T12:00:00+02:00"}).timestamp == e.timestamp
+    assert (
+        Event.model_validate({**GOOD, "timestamp": "2024-05-01T10:00:00"}).timestamp == e.timestamp
+    )
+    assert (
+        Event.model_validate({**GOOD, "timestamp": "2024-05-01T12:00:00+02:00"}).timestamp
+        == e.timestamp
+    )
     assert Event.model_validate({**GOOD, "type": " VIEW "}).type is EventType.VIEW
     assert Event.model_validate({**GOOD, "user_id": 42}).user_id == "42"
 
@@ -54,7 +64,10 @@ def test_a_good_event_parses_with_utc_time() -> None:
         ({"type": 3}, "type: "),
         ({"timestamp": "yesterday"}, "timestamp: 'yesterday' is not an ISO 8601 time"),
         ({"timestamp": 1714557600000}, "too large for unix seconds (milliseconds?"),
-        ({"timestamp": "2999-01-01T00:00:00Z"}, "timestamp: 2999-01-01T00:00:00+00:00 is in the future"),
+        (
+            {"timestamp": "2999-01-01T00:00:00Z"},
+            "timestamp: 2999-01-01T00:00:00+00:00 is in the future",
+        ),
         ({"timestamp": "1970-01-02T00:00:00Z"}, "is before 1990-01-01"),
         ({"item_id": None}, "item_id: is required for a view event"),
         ({"value": "lots"}, "value: "),
@@ -73,13 +86,19 @@ def test_bad_events_are_rejected_with_the_field_and_problem(change: dict, expect
 
 def test_type_specific_requirements() -> None:
     assert "query: is required for a search event" in reason(
-        {**GOOD, "type": "search", "item_id": None})
+        {**GOOD, "type": "search", "item_id": None}
+    )
     assert "item_ids: is required for an impression event" in reason({**GOOD, "type": "impression"})
     assert "rating event needs a value between 0 and 5" in reason(
-        {**GOOD, "type": "rating", "value": 7})
+        {**GOOD, "type": "rating", "value": 7}
+    )
     assert "quantity must not be negative" in reason({**GOOD, "type": "purchase", "value": -1})
-    ok = parse_events([{**GOOD, "type": "search", "item_id": None, "query": "red shoes"},
-                       {**GOOD, "event_id": "e2", "type": "rating", "value": 4}])
+    ok = parse_events(
+        [
+            {**GOOD, "type": "search", "item_id": None, "query": "red shoes"},
+            {**GOOD, "event_id": "e2", "type": "rating", "value": 4},
+        ]
+    )
     assert len(ok.valid) == 2 and not ok.rejected
 
 
@@ -90,27 +109,37 @@ def test_future_skew_is_configurable() -> None:
 
 
 def test_parse_keeps_good_records_beside_bad_ones_with_indices() -> None:
-    records = [GOOD, "not an object", {**GOOD, "event_id": "e2", "type": "nope"},
-               {**GOOD, "event_id": "e3"}]
+    records = [
+        GOOD,
+        "not an object",
+        {**GOOD, "event_id": "e2", "type": "nope"},
+        {**GOOD, "event_id": "e3"},
+    ]
     parsed = parse_events(records)
     assert [e.event_id for e in parsed.valid] == ["e1", "e3"]
     assert parsed.valid_index == [0, 3]
     assert [(r.index, r.reason.split(":")[0]) for r in parsed.rejected] == [
-        (1, "must be a JSON object, not str"), (2, "type")]
+        (1, "must be a JSON object, not str"),
+        (2, "type"),
+    ]
 
 
 def test_items_validate_prices_stock_currency_and_paths() -> None:
-    it = Item.model_validate({"item_id": "s1", "price": "12.5", "categories": "Home > Kitchen > Pans"})
+    it = Item.model_validate(
+        {"item_id": "s1", "price": "12.5", "categories": "Home > Kitchen > Pans"}
+    )
     assert it.price == 12.5 and it.categories == ["Home", "Kitchen", "Pans"]
     assert it.in_stock
-    parsed = parse_items([
-        {"item_id": "a", "price": -1},
-        {"item_id": "b", "price": "cheap"},
-        {"item_id": "c", "stock": -3},
-        {"item_id": "d", "currency": "euro"},
-        {"title": "no id"},
-        {"item_id": "e", "price": float("nan")},
-    ])
+    parsed = parse_items(
+        [
+            {"item_id": "a", "price": -1},
+            {"item_id": "b", "price": "cheap"},
+            {"item_id": "c", "stock": -3},
+            {"item_id": "d", "currency": "euro"},
+            {"title": "no id"},
+            {"item_id": "e", "price": float("nan")},
+        ]
+    )
     reasons = [r.reason for r in parsed.rejected]
     assert "price: Input should be greater than or equal to 0" in reasons[0]
     assert reasons[1].startswith("price: ")

@@ -21,7 +21,7 @@ def test_matches_a_full_stable_sort_with_ties_and_masks() -> None:
     scores[0, :] = -np.inf
     scores[1, :297] = -np.inf
     for k in (1, 5, 10, 20, 299, 300, 500):
-        ids, vals = top_k(scores, k)
+        ids, _vals = top_k(scores, k)
         assert (ids == _reference(scores, k)).all(), k
         assert ids.shape == (200, min(k, 300))
     assert (top_k(scores, 10)[0][0] == -1).all()

@@ -10,8 +10,14 @@ from tests.store.test_event_log import ev
 
 
 def item(i: str, **kw: object) -> Item:
-    base = {"item_id": i, "title": f"Item {i}", "price": 10.0, "stock": 5,
-            "categories": ["Home", "Kitchen"], "brand": "Acme"}
+    base = {
+        "item_id": i,
+        "title": f"Item {i}",
+        "price": 10.0,
+        "stock": 5,
+        "categories": ["Home", "Kitchen"],
+        "brand": "Acme",
+    }
     base.update(kw)
     return Item.model_validate(base)
 
@@ -30,11 +36,18 @@ def test_upsert_insert_update_unchanged(store: Store) -> None:
 
 def test_every_field_round_trips(store: Store) -> None:
     full = Item(
-        item_id="sku-1", title="Trail shoe", description="Light.", brand="Peak",
-        categories=["Sport", "Running", "Shoes"], price=79.5, currency="EUR", stock=0,
+        item_id="sku-1",
+        title="Trail shoe",
+        description="Light.",
+        brand="Peak",
+        categories=["Sport", "Running", "Shoes"],
+        price=79.5,
+        currency="EUR",
+        stock=0,
         created_at=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
         attributes={"colour": "red", "sizes": ["41", "42"], "waterproof": True},
-        image_url="https://shop.example/i/1.jpg", embedding=[0.25, -1.0, 0.5],
+        image_url="https://shop.example/i/1.jpg",
+        embedding=[0.25, -1.0, 0.5],
     )
     store.catalogue.upsert([full])
     got = store.catalogue.get("sku-1")
@@ -70,8 +83,11 @@ def test_catalogue_frame(store: Store) -> None:
 def test_users_consent_export_and_forget(store: Store) -> None:
     assert store.users.upsert(User(user_id="u1", attributes={"tier": "gold"}))
     assert not store.users.upsert(
-        User(user_id="u1", attributes={"tier": "silver"},
-             consent=Consent(personalization=False, tracking=True))
+        User(
+            user_id="u1",
+            attributes={"tier": "silver"},
+            consent=Consent(personalization=False, tracking=True),
+        )
     )
     got = store.users.get("u1")
     assert got is not None and got.attributes == {"tier": "silver"}

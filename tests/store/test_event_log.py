@@ -13,8 +13,14 @@ from shopflow.store.store import Store
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def ev(i: int, user: str = "u1", item: str | None = None, minutes: float | None = None,
-       type_: str = "view", **kw: object) -> Event:
+def ev(
+    i: int,
+    user: str = "u1",
+    item: str | None = None,
+    minutes: float | None = None,
+    type_: str = "view",
+    **kw: object,
+) -> Event:
     return Event(
         event_id=f"e{i}",
         type=type_,
@@ -45,14 +51,29 @@ def test_empty_append_is_a_no_op(store: Store) -> None:
 
 def test_export_is_in_time_order_and_keeps_every_field(store: Store) -> None:
     # Appended out of time order; the export must sort by time, ties in arrival order.
-    store.events.append([
-        ev(3, minutes=30),
-        ev(1, minutes=10, type_="purchase", value=2.0, session_id="s1",
-           context={"device": "mobile", "temp": 21.5}, recommendation_id="r9"),
-        ev(2, minutes=10),
-        Event(event_id="q1", type="search", user_id="u2", query="red shoes", timestamp=T0,
-              item_ids=["i5", "i6"]),
-    ])
+    store.events.append(
+        [
+            ev(3, minutes=30),
+            ev(
+                1,
+                minutes=10,
+                type_="purchase",
+                value=2.0,
+                session_id="s1",
+                context={"device": "mobile", "temp": 21.5},
+                recommendation_id="r9",
+            ),
+            ev(2, minutes=10),
+            Event(
+                event_id="q1",
+                type="search",
+                user_id="u2",
+                query="red shoes",
+                timestamp=T0,
+                item_ids=["i5", "i6"],
+            ),
+        ]
+    )
     frame = store.events.to_polars()
     assert frame["event_id"].to_list() == ["q1", "e1", "e2", "e3"]
     row = frame.filter(pl.col("event_id") == "e1").row(0, named=True)

@@ -10,10 +10,22 @@ from shopflow.store.online import OnlineState, ReviewTotals
 T = 1_700_000_000  # an hour boundary is at T - T % 3600
 
 
-def e(i: int, user: str = "u", item: str = "a", dt: float = 0.0, type_: str = "view",
-      session: str | None = None) -> Event:
-    return Event(event_id=f"e{i}", type=type_, user_id=user, item_id=item,
-                 timestamp=T + dt, session_id=session)
+def e(
+    i: int,
+    user: str = "u",
+    item: str = "a",
+    dt: float = 0.0,
+    type_: str = "view",
+    session: str | None = None,
+) -> Event:
+    return Event(
+        event_id=f"e{i}",
+        type=type_,
+        user_id=user,
+        item_id=item,
+        timestamp=T + dt,
+        session_id=session,
+    )
 
 
 def test_recent_sequence_is_bounded_and_time_ordered(online_state: OnlineState) -> None:
@@ -29,21 +41,29 @@ def test_recent_sequence_is_bounded_and_time_ordered(online_state: OnlineState) 
 
 def test_session_splits_on_idle_gap_and_session_id(online_state: OnlineState) -> None:
     # timeout is 600 s in the fixture
-    online_state.record([
-        e(1, item="a", dt=0), e(2, item="b", dt=100),
-        e(3, item="c", dt=2000), e(4, item="d", dt=2100, session="s2"),
-        e(5, item="f", dt=2200, session="s2"),
-    ])
+    online_state.record(
+        [
+            e(1, item="a", dt=0),
+            e(2, item="b", dt=100),
+            e(3, item="c", dt=2000),
+            e(4, item="d", dt=2100, session="s2"),
+            e(5, item="f", dt=2200, session="s2"),
+        ]
+    )
     assert [r.item_id for r in online_state.session("u")] == ["c", "d", "f"]
     online_state.record([e(6, item="g", dt=2300, session="s3")])
     assert [r.item_id for r in online_state.session("u")] == ["g"]
 
 
 def test_item_counters_by_type(online_state: OnlineState) -> None:
-    online_state.record([
-        e(1, item="a"), e(2, item="a", user="v"), e(3, item="a", type_="purchase"),
-        e(4, item="b", type_="add_to_cart"),
-    ])
+    online_state.record(
+        [
+            e(1, item="a"),
+            e(2, item="a", user="v"),
+            e(3, item="a", type_="purchase"),
+            e(4, item="b", type_="add_to_cart"),
+        ]
+    )
     assert online_state.item_counts("a") == {"view": 2, "purchase": 1}
     assert online_state.item_counts("b") == {"add_to_cart": 1}
     assert online_state.item_counts("zzz") == {}
@@ -51,12 +71,15 @@ def test_item_counters_by_type(online_state: OnlineState) -> None:
 
 def test_trending_weights_and_window(online_state: OnlineState) -> None:
     hour = 3600
-    online_state.record([
-        e(1, item="old", dt=-10 * hour, type_="purchase"),  # outside a 2-bucket window
-        e(2, item="a", dt=0), e(3, item="a", dt=5, user="v"),
-        e(4, item="b", dt=10, type_="purchase"),
-        e(5, item="c", dt=20, type_="impression" if False else "view"),
-    ])
+    online_state.record(
+        [
+            e(1, item="old", dt=-10 * hour, type_="purchase"),  # outside a 2-bucket window
+            e(2, item="a", dt=0),
+            e(3, item="a", dt=5, user="v"),
+            e(4, item="b", dt=10, type_="purchase"),
+            e(5, item="c", dt=20, type_="impression" if False else "view"),
+        ]
+    )
     # weights: view 1, purchase 5
     assert online_state.trending(n=10, window_buckets=2) == [("b", 5.0), ("a", 2.0), ("c", 1.0)]
     assert online_state.trending(n=1, window_buckets=2) == [("b", 5.0)]

@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     from shopflow.ingest.importers.base import ImportReport
     from shopflow.ingest.schema import Rejected
 
-FORMATS = ("s3rec", "unisrec", "taobao", "amazon", "csv", "parquet", "jsonl")  # mirrors importers.IMPORTERS
+FORMATS = (
+    "s3rec",
+    "unisrec",
+    "taobao",
+    "amazon",
+    "csv",
+    "parquet",
+    "jsonl",
+)  # mirrors importers.IMPORTERS
 SHOWN_REJECTS = 20
 
 HELP = (

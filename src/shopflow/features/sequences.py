@@ -1,7 +1,8 @@
 """Interaction data as models see it: per-user item sequences in dense ids, with item side data.
 
-:class:`InteractionData` is what ``shopflow.datasets`` loads, what ``shopflow.eval.split`` splits and what
-every model's ``fit`` takes. Built from the event log with :func:`from_events` or from a benchmark file.
+:class:`InteractionData` is what ``shopflow.datasets`` loads, what ``shopflow.eval.split`` splits
+and what every model's ``fit`` takes. Built from the event log with :func:`from_events` or from a
+benchmark file.
 
 Example
 -------
@@ -28,7 +29,8 @@ from shopflow.types import COL_ITEM, COL_TS, COL_TYPE, COL_USER, POSITIVE_EVENT_
 
 @dataclass(frozen=True)
 class ItemSide:
-    """Side information by dense item index; every list has ``n_items`` entries (``None`` = unknown)."""
+    """Side information by dense item index; every list has ``n_items`` entries
+    (``None`` = unknown)."""
 
     text: list[str | None] | None = None
     brand: list[str | None] | None = None

@@ -6,7 +6,8 @@ missing ids, unknown event types, negative prices, timestamps far in the future,
 Example
 -------
 >>> e = Event.model_validate(
-...     {"event_id": "e1", "type": "view", "user_id": "u1", "item_id": "i1", "timestamp": 1700000000}
+...     {"event_id": "e1", "type": "view", "user_id": "u1", "item_id": "i1",
+...      "timestamp": 1700000000}
 ... )
 >>> e.type.value, e.timestamp.year
 ('view', 2023)
@@ -140,7 +141,8 @@ class Item(_Strict):
 
 
 class Consent(_Strict):
-    """What the shopper agreed to. Without personalisation consent only non-personal lists are served."""
+    """What the shopper agreed to. Without personalisation consent only non-personal lists are
+    served."""
 
     personalization: StrictBool = True
     tracking: StrictBool = True
@@ -179,7 +181,9 @@ class Event(_Strict):
                 return EventType(value.strip().lower())
             except ValueError:
                 known = ", ".join(t.value for t in EventType)
-                raise ValueError(f"unknown event type {value!r}; expected one of: {known}") from None
+                raise ValueError(
+                    f"unknown event type {value!r}; expected one of: {known}"
+                ) from None
         return value
 
     @field_validator("timestamp")
@@ -255,9 +259,7 @@ def validation_context(
     return ctx
 
 
-def _parse(
-    model: type[T], records: Iterable[Any], context: Mapping[str, Any] | None
-) -> Parsed[T]:
+def _parse(model: type[T], records: Iterable[Any], context: Mapping[str, Any] | None) -> Parsed[T]:
     out: Parsed[T] = Parsed()
     ctx = dict(context or {})
     for i, rec in enumerate(records):

@@ -1,9 +1,10 @@
 """The one model contract every recommender implements (DESIGN.md §4).
 
-A model is fitted on :class:`~shopflow.features.sequences.InteractionData` (dense ids) and scores the
-whole catalogue for a batch of user histories. The base class does the shared work: top-k with the
-user's own history excluded, similar items, saving and loading a self-describing directory. A subclass
-fills in ``_fit`` and ``_score`` (and ``_similar`` / state for save and load where it has them).
+A model is fitted on :class:`~shopflow.features.sequences.InteractionData` (dense ids) and scores
+the whole catalogue for a batch of user histories. The base class does the shared work: top-k with
+the user's own history excluded, similar items, saving and loading a self-describing directory. A
+subclass fills in ``_fit`` and ``_score`` (and ``_similar`` / state for save and load where it has
+them).
 
 Example
 -------
@@ -65,7 +66,8 @@ class Recommender(ABC):
         return self
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores of every item for each history: float32 array of shape (len(histories), n_items)."""
+        """Scores of every item for each history: float32 array of shape
+        (len(histories), n_items)."""
         self._check()
         out = np.asarray(self._score(histories), dtype=np.float32)
         assert out.shape == (len(histories), self.n_items), out.shape
@@ -77,7 +79,8 @@ class Recommender(ABC):
         k: int = 10,
         exclude_seen: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` item indices and scores per history, best first; seen items excluded by default."""
+        """Top-``k`` item indices and scores per history, best first; seen items excluded by
+        default."""
         scores = self.score(histories)
         if exclude_seen:
             mask_seen(scores, histories)
@@ -151,7 +154,8 @@ def mask_seen(scores: np.ndarray, histories: Sequence[np.ndarray]) -> None:
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the ``k`` largest scores per row, best first; ties by lower index.
 
-    -inf entries (masked items) are never returned; rows with fewer finite scores are padded with -1.
+    -inf entries (masked items) are never returned; rows with fewer finite scores are padded
+    with -1.
     """
     n = scores.shape[1]
     k = min(k, n)
@@ -159,8 +163,9 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.empty((len(scores), 0), np.int64), np.empty((len(scores), 0), np.float32)
     if k < n:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (B, k), unordered
-        # argpartition picks arbitrarily among scores equal to the k-th largest; in the rows where it
-        # left some of those out, keep the lowest-indexed ones so that the result never depends on k.
+        # argpartition picks arbitrarily among scores equal to the k-th largest; in the rows where
+        # it left some of those out, keep the lowest-indexed ones so that the result never depends
+        # on k.
         picked = np.take_along_axis(scores, part, axis=1)
         kth = picked.min(axis=1, keepdims=True)  # (B, 1)
         rows = np.flatnonzero((scores == kth).sum(axis=1) > (picked == kth).sum(axis=1))

@@ -14,7 +14,7 @@ builds a complete new state, then replaces one reference.
 Example
 -------
 >>> service = RecommendService(store, online, settings)        # doctest: +SKIP
->>> service.start()                                             # loads the current bundle
+>>> service.start()  # loads the current bundle                # doctest: +SKIP
 >>> rec = service.home("u-42", n=10)                            # doctest: +SKIP
 >>> rec.strategy, rec.items[0]["reasons"][0]["text"]            # doctest: +SKIP
 ('home:personal', 'Because you viewed Green tea, 100 g')

@@ -4,8 +4,8 @@ A bundle is one directory under ``<data_dir>/bundles/``: ``manifest.json`` (vers
 training cutoff, models and their sub-directories, feature list, offline metrics), the id maps
 (``items.json``, ``users.json``) and one sub-directory per model (``models/<name>/``, written by
 ``Recommender.save``). A bundle is written into a hidden temporary directory and renamed into place;
-then the ``CURRENT`` file, which names the bundle in force, is replaced with an atomic rename. A reader
-therefore sees either the old bundle or the new one, never half of one.
+then the ``CURRENT`` file, which names the bundle in force, is replaced with an atomic rename. A
+reader therefore sees either the old bundle or the new one, never half of one.
 
 Example
 -------
@@ -92,7 +92,8 @@ class BundleStore:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir()
+            p.name
+            for p in self.root.iterdir()
             if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
         )
 

@@ -113,15 +113,23 @@ class Catalogue:
                 if old is None:
                     new_rows.append({**row, "updated_at": now})
                     hist_rows.append(
-                        {"item_id": item_id, "changed_at": now, "price": row["price"],
-                         "stock": row["stock"]}
+                        {
+                            "item_id": item_id,
+                            "changed_at": now,
+                            "price": row["price"],
+                            "stock": row["stock"],
+                        }
                     )
                 elif any(old[f] != row[f] for f in ITEM_FIELDS):
                     changed_rows.append({**row, "updated_at": now, "b_item_id": item_id})
                     if old["price"] != row["price"] or old["stock"] != row["stock"]:
                         hist_rows.append(
-                            {"item_id": item_id, "changed_at": now, "price": row["price"],
-                             "stock": row["stock"]}
+                            {
+                                "item_id": item_id,
+                                "changed_at": now,
+                                "price": row["price"],
+                                "stock": row["stock"],
+                            }
                         )
                 else:
                     result.unchanged += 1
@@ -135,8 +143,9 @@ class Catalogue:
                     .where(items.c.item_id == bindparam("b_item_id"))
                     .values({f: bindparam(f) for f in (*ITEM_FIELDS, "updated_at")})
                 )
-                conn.execute(stmt, [{k: v for k, v in r.items() if k != "item_id"}
-                                    for r in changed_rows])
+                conn.execute(
+                    stmt, [{k: v for k, v in r.items() if k != "item_id"} for r in changed_rows]
+                )
             if hist_rows:
                 conn.execute(insert(item_history), hist_rows)
         result.inserted = len(new_rows)
@@ -204,17 +213,26 @@ class Catalogue:
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(q)]
         schema = {
-            "item_id": pl.String, "title": pl.String, "description": pl.String,
-            "brand": pl.String, "categories": pl.List(pl.String), "price": pl.Float64,
-            "currency": pl.String, "stock": pl.Int64, "created_at": pl.Int64,
-            "updated_at": pl.Int64, "attributes": pl.String, "image_url": pl.String,
+            "item_id": pl.String,
+            "title": pl.String,
+            "description": pl.String,
+            "brand": pl.String,
+            "categories": pl.List(pl.String),
+            "price": pl.Float64,
+            "currency": pl.String,
+            "stock": pl.Int64,
+            "created_at": pl.Int64,
+            "updated_at": pl.Int64,
+            "attributes": pl.String,
+            "image_url": pl.String,
         }
         import orjson
 
         for r in rows:
             r["attributes"] = orjson.dumps(r["attributes"]).decode()
-        frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
-            schema=schema)
+        frame = (
+            pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+        )
         return frame.with_columns(
             pl.col("created_at").cast(pl.Datetime("us", "UTC")),
             pl.col("updated_at").cast(pl.Datetime("us", "UTC")),

@@ -1,7 +1,8 @@
 """Tables and engines of the event log and catalogue (SQLAlchemy 2 Core).
 
-SQLite in WAL mode is the embedded default; PostgreSQL is used when the URL says so. Times are stored as
-integer microseconds since the Unix epoch (UTC), which both backends compare and sort exactly.
+SQLite in WAL mode is the embedded default; PostgreSQL is used when the URL says so. Times are
+stored as integer microseconds since the Unix epoch (UTC), which both backends compare and sort
+exactly.
 """
 
 from __future__ import annotations
@@ -120,8 +121,8 @@ def now_micros() -> int:
 def make_engine(url: str, sqlite_synchronous: str = "FULL", **kwargs: Any) -> Engine:
     """Create an engine for ``url`` and the tables it needs.
 
-    SQLite files get WAL journaling, the given ``synchronous`` level, foreign keys and a busy timeout so
-    that an importer and the service can share one file.
+    SQLite files get WAL journaling, the given ``synchronous`` level, foreign keys and a busy
+    timeout so that an importer and the service can share one file.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()

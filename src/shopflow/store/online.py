@@ -79,7 +79,8 @@ def to_recent(e: Event) -> RecentEvent:
 
 
 def current_session(events: Sequence[RecentEvent], timeout_seconds: float) -> list[RecentEvent]:
-    """The trailing run of ``events`` (oldest first) with gaps under the timeout and one session id."""
+    """The trailing run of ``events`` (oldest first) with gaps under the timeout and one session
+    id."""
     if not events:
         return []
     out = [events[-1]]
@@ -87,8 +88,10 @@ def current_session(events: Sequence[RecentEvent], timeout_seconds: float) -> li
         cur = out[-1]
         if cur.ts - prev.ts > timeout_seconds:
             break
-        if cur.session_id is not None and prev.session_id is not None and (
-            cur.session_id != prev.session_id
+        if (
+            cur.session_id is not None
+            and prev.session_id is not None
+            and (cur.session_id != prev.session_id)
         ):
             break
         out.append(prev)
@@ -164,7 +167,8 @@ class OnlineState(ABC):
     # the others (``serving.shared``, ``serving.impressions``).
     shared: bool = False
 
-    def append_log(self, name: str, origin: str, payloads: Sequence[bytes]) -> None:
+    # No-op default: nothing to share in one process; RedisState overrides it.
+    def append_log(self, name: str, origin: str, payloads: Sequence[bytes]) -> None:  # noqa: B027
         """Append ``payloads`` from worker ``origin`` to the shared log ``name``."""
 
     def read_log(
@@ -174,14 +178,16 @@ class OnlineState(ABC):
         (``"0"``: from the start), and the cursor to read on from."""
         return [], after
 
-    def add_counts(self, name: str, counts: Mapping[str, Mapping[str, int]]) -> None:
+    # No-op default: nothing to share in one process; RedisState overrides it.
+    def add_counts(self, name: str, counts: Mapping[str, Mapping[str, int]]) -> None:  # noqa: B027
         """Add ``{group: {field: n}}`` to the shared counters ``name``."""
 
     def read_counts(self, name: str) -> dict[str, dict[str, int]]:
         """The shared counters ``name`` as ``{group: {field: n}}``."""
         return {}
 
-    def remember(self, values: Mapping[str, str], ttl_seconds: int) -> None:
+    # No-op default: nothing to share in one process; RedisState overrides it.
+    def remember(self, values: Mapping[str, str], ttl_seconds: int) -> None:  # noqa: B027
         """Keep each ``{key: value}`` for ``ttl_seconds``."""
 
     def recall(self, key: str) -> str | None:
