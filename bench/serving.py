@@ -220,7 +220,9 @@ def serve(data_dir: str, port: int) -> None:
         return {"recommendation_id": "noop", "strategy": "noop", "items": NOOP_ITEMS}
 
     app.include_router(noop, dependencies=[Depends(require_scope("read"))])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, loop="asyncio"
+    )  # the loop `shopflow serve` runs
 
 
 def free_port() -> int:

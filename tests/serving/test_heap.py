@@ -70,3 +70,20 @@ def test_freezing_can_be_turned_off(tmp_path: Path) -> None:
     finally:
         svc.close()
         store.close()
+
+
+def test_long_lived_growth_is_frozen_once_it_is_large() -> None:
+    from shopflow.serving.reload import freeze_growth
+
+    gc.collect()
+    gc.freeze()
+    try:
+        assert freeze_growth(threshold=50_000) == 0  # nothing gathered since the freeze
+        kept = [[i] for i in range(60_000)]  # an online state that grew (lists: always tracked)
+        gc.collect()  # now in the oldest generation
+        assert _tracked(kept[0])
+        assert freeze_growth(threshold=50_000) >= 60_000
+        assert not _tracked(kept[0]) and not _tracked(kept)
+        assert freeze_growth(threshold=50_000) == 0
+    finally:
+        gc.unfreeze()

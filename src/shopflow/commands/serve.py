@@ -141,6 +141,8 @@ def run_server(
         log_level=log_level,
         access_log=False,  # uvicorn's access log prints paths with user ids; ours logs templates
         proxy_headers=False,
+        http="auto",  # httptools (a dependency), h11 without it
+        loop="asyncio",  # not uvloop even when installed: it let saturated connections starve
     )
 
 

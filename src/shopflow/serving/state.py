@@ -104,7 +104,7 @@ class RecommendConfig:
     candidate_seconds: float = 60.0  # ... co-visitation's at most this long (see retrieval.cache)
     load_text_encoder: bool = True  # load the query encoder a bundle's manifest names (search)
     warm_search: bool = True  # build the search index in the background after each swap
-    freeze_heap: bool = True  # after each swap: collect, then gc.freeze() what survives (reload)
+    freeze_heap: bool = True  # gc.freeze() after each swap and as long-lived objects pile up
     weights: dict[str, dict[str, float]] = field(default_factory=default_weights)
 
 
