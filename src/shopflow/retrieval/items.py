@@ -218,13 +218,7 @@ class ItemTable:
 
     def describe(self, i: int) -> dict[str, Any]:
         """What an answer shows of item ``i``: title, brand, leaf category, price (NaN → None)."""
-        p = float(self.price[i])
-        return {
-            "title": self.titles[i] or None,
-            "brand": self.brand_name(i),
-            "category": self.leaf_name(i),
-            "price": None if np.isnan(p) else p,
-        }
+        return self.describe_many([i])[0]
 
 
 def _floats(values: Sequence[float | None] | np.ndarray | None, n: int) -> np.ndarray:

@@ -60,7 +60,7 @@ class ConsentView:
                 return
             started = now_micros()
             changes = self.store.users.consent_changes(self._since)
-            for user_id, consents, _ in changes:
+            for user_id, consents in changes:
                 if consents:
                     self._withheld.discard(user_id)
                 else:

@@ -285,21 +285,21 @@ class UserStore:
         with self.engine.begin() as conn:
             return bool(conn.execute(delete(users).where(users.c.user_id == user_id)).rowcount)
 
-    def consent_changes(self, since: int | None = None) -> list[tuple[str, bool, int]]:
-        """``(user_id, consent to personalisation, updated_at µs)`` of the users written at or after
+    def consent_changes(self, since: int | None = None) -> list[tuple[str, bool]]:
+        """``(user_id, consent to personalisation)`` of the users written at or after
         ``since`` (µs since the epoch); with ``since=None``, of every user who withheld consent.
 
         One query, however many users: the serving side keeps the set of users without consent
         from it (``serving.consent``) instead of reading each user's record on each request.
         """
-        cols = select(users.c.user_id, users.c.consent_personalization, users.c.updated_at)
+        cols = select(users.c.user_id, users.c.consent_personalization)
         query = (
             cols.where(users.c.consent_personalization.is_(False))
             if since is None
             else cols.where(users.c.updated_at >= since)
         )
         with self.engine.connect() as conn:
-            return [(str(u), bool(c), int(t)) for u, c, t in conn.execute(query)]
+            return [(str(u), bool(c)) for u, c in conn.execute(query)]
 
     def count(self) -> int:
         with self.engine.connect() as conn:
