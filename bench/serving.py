@@ -12,7 +12,7 @@ slows them alike), with ``wrk`` (one thread, ``-c`` connections each keeping one
 
 - ``noop``: ``GET /v1/_noop``, an ``async def`` route: it runs on the event loop, as the
   recommendation routes do (``RecommendConfig.compute_threads`` 0), so the two are read alike;
-  the "vs noop" ratios are against it;
+  the "vs noop" ratios are against it; each repeat measures it first, then ``home``;
 - ``noop_sync``: ``GET /v1/_noop_sync``, a plain ``def`` route, which FastAPI runs in its thread
   pool: the hand-off to a thread and back alone costs about as much as the whole no-op;
 - ``home``: ``GET /v1/users/{id}/recommendations?scenario=home&n=20`` over 1,000 Beauty users,
@@ -27,8 +27,11 @@ slows them alike), with ``wrk`` (one thread, ``-c`` connections each keeping one
   flight; events accepted per second. The events are of 1,000 shoppers of their own, so that the
   home targets of the next repeat read the same histories as the first.
 
-Throughput (requests/s), p50 and p99 (ms) are the medians over ``--repeats``. The load average is
-recorded before and after: this machine has 2 cores, shared.
+Throughput (requests/s), p50 and p99 (ms) are the medians over ``--repeats``; "vs noop" is the
+ratio of the median throughputs, "paired" the median over the repeats of each repeat's own ratio
+(the target right after the no-op in every repeat, so a slow spell of this shared machine weighs on
+both of a pair alike). The load average is recorded before and after: this machine has 2 cores,
+shared.
 
 ``wrk`` comes from the distribution: ``apt-get install wrk`` (Debian, Ubuntu) or
 ``brew install wrk``; the bench checks for it first and stops with that advice when it is missing.
@@ -386,6 +389,12 @@ def cpu(r: dict[str, float]) -> str:
     return f"{r['cpu_ms_per_req']:.2f}"
 
 
+def paired_ratio(target: list[dict[str, float]], noop: list[dict[str, float]]) -> float:
+    """Median over the repeats of the target's throughput over the no-op's in the same repeat."""
+    pairs = [t["rps"] / n["rps"] for t, n in zip(target, noop, strict=True) if n["rps"]]
+    return statistics.median(pairs) if pairs else float("nan")
+
+
 def ratio(results: dict[str, dict[str, float]], name: str, c: int) -> float:
     """Throughput of ``name`` over the no-op's at concurrency ``c`` (nan without no-op answers)."""
     noop = results[f"noop@c{c}"]["rps"]
@@ -422,7 +431,8 @@ def main() -> None:
     proc, base = start_server(data_dir)
     try:
         paths = httpx.get(f"{base}/openapi.json").json()["paths"]
-        targets: dict[str, list[str]] = {"noop": ["/v1/_noop"], "noop_sync": ["/v1/_noop_sync"]}
+        # the main target runs right after the no-op in every repeat: their paired ratio
+        targets: dict[str, list[str]] = {"noop": ["/v1/_noop"]}
         if HOME in paths:
             targets["home"] = [f"/v1/users/{u}/recommendations?scenario=home&n=20" for u in users]
             targets["home_new"] = [
@@ -431,6 +441,7 @@ def main() -> None:
         else:
             targets["user_events"] = [f"/v1/users/{u}/events?limit=20" for u in users]
             targets["item"] = [f"/v1/items/{i}" for i in items]
+        targets["noop_sync"] = ["/v1/_noop_sync"]
         start = dict.fromkeys(targets, 0)  # where each target's next run starts in its paths
         with console.status("Warming up…"):  # also lets the server's background warm-up end
             for name, tpaths in targets.items():
@@ -463,6 +474,12 @@ def main() -> None:
     main_target = "home" if "home" in targets else "user_events"
     measured = [name for name in targets if name != "noop"]
     ratios = {name: {f"c{c}": ratio(results, name, c) for c in levels} for name in measured}
+    # each repeat's throughput over the no-op's of the same repeat, then the median: a slow spell
+    # of this shared machine moves both of a pair alike
+    paired = {
+        name: {f"c{c}": paired_ratio(runs[(name, c)], runs[("noop", c)]) for c in levels}
+        for name in measured
+    }
     # what the ratio would be with a core to itself: no-op CPU per request over the target's
     cpu_ratios = {
         name: {
@@ -489,6 +506,7 @@ def main() -> None:
         "repeats": args.repeats,
         "results": results,
         "throughput_vs_noop": ratios,
+        "throughput_vs_noop_paired": paired,
         "cpu_cost_noop_over_target": cpu_ratios,
         "sqlite_synchronous": "FULL",
     }
@@ -496,15 +514,19 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2))
 
     table = Table(title=f"Serving, 1 uvicorn worker, median of {args.repeats} × {args.seconds:g} s")
-    cols = ("target", "conc.", "req/s", "p50 ms", "p99 ms", "errors", "vs noop", "CPU ms/req")
+    cols = (
+        "target", "conc.", "req/s", "p50 ms", "p99 ms", "errors", "vs noop", "paired", "CPU ms/req"
+    )  # fmt: skip
     for col in cols:
         table.add_column(col, justify="left" if col == "target" else "right")
     for (name, c), _ in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0] != "noop")):
         r = results[f"{name}@c{c}"]
-        table.add_row(name, str(c), *cells(r), f"{ratio(results, name, c):.2f}×", cpu(r))
+        pair = paired[name][f"c{c}"] if name in paired else 1.0
+        vs = f"{ratio(results, name, c):.2f}×"
+        table.add_row(name, str(c), *cells(r), vs, f"{pair:.2f}×", cpu(r))
     ing = results["ingest@4x100"]
     ev_s = f"{ing['events_per_s']:,.0f} ev/s"
-    table.add_row("ingest (100/batch)", "4", *cells(ing), ev_s, cpu(ing))
+    table.add_row("ingest (100/batch)", "4", *cells(ing), ev_s, "", cpu(ing))
     console.print(table)
     if main_target != "home":
         console.print(

@@ -56,6 +56,43 @@ def test_merge_keeps_every_source_score_rank_and_evidence() -> None:
     assert np.isnan(c.scores[0, 1]) and c.scores[1, 1] == 7.0
 
 
+def test_merge_of_two_lists_with_one_name_keeps_each_items_best_score() -> None:
+    c = merge(
+        [
+            SourceHits("sequential", np.array([5, 6]), np.array([0.2, 0.9]), np.array([1, 1])),
+            SourceHits("trending", np.array([6]), np.array([3.0])),
+            SourceHits(
+                "sequential", np.array([6, 7, 5]), np.array([0.5, 0.4, 0.2]), np.array([2, 2, 2])
+            ),
+        ]
+    )
+    assert c.items.tolist() == [5, 6, 7] and c.sources == ["sequential", "trending"]
+    # 5: tie 0.2 / 0.2, the first list's; 6: 0.9 beats 0.5; 7 only in the second list
+    assert c.scores[:, 0].tolist() == [0.2, 0.9, 0.4]
+    assert c.ranks[:, 0].tolist() == [0, 1, 1] and c.evidence[:, 0].tolist() == [1, 1, 2]
+    one = merge([SourceHits("covisit", np.array([4, 4, 2]), np.array([1.0, 3.0, 2.0]))])
+    assert one.items.tolist() == [4, 2] and one.scores[:, 0].tolist() == [3.0, 2.0]
+    assert one.ranks[:, 0].tolist() == [1, 2]
+
+
+def test_the_union_of_kept_lists_is_kept_and_of_fresh_lists_built_again() -> None:
+    def kept(name: str, items: list[int]) -> SourceHits:
+        h = SourceHits(name, np.array(items), np.linspace(1.0, 0.5, len(items)))
+        h.items.flags.writeable = h.scores.flags.writeable = False  # as the candidate cache does
+        return h
+
+    a, b = kept("covisit", [3, 1]), kept("trending", [1, 4])
+    first = merge([a, SourceHits("content", np.empty(0), np.empty(0)), b])
+    again = merge([a, SourceHits("content", np.empty(0), np.empty(0)), b])
+    assert again is first and not first.scores.flags.writeable
+    assert merge([a, b]) is not first  # other columns
+    b2 = kept("trending", [1, 4])  # equal but another list (the next second's trending)
+    assert merge([a, SourceHits("content", np.empty(0), np.empty(0)), b2]) is not first
+    fresh = SourceHits("covisit", np.array([3, 1]), np.array([1.0, 0.5]))  # writable: one-off
+    one, two = merge([fresh, b]), merge([fresh, b])
+    assert one is not two and one.items.tolist() == two.items.tolist() == [3, 1, 4]
+
+
 def test_aggregate_sums_parts_and_keeps_the_strongest_evidence() -> None:
     items, total, ev = aggregate(
         [np.array([5, 6]), np.array([6, 7])], [np.array([1.0, 0.2]), np.array([0.5, 0.1])], [10, 11]
@@ -140,6 +177,30 @@ def test_explain_names_the_source_and_its_evidence() -> None:
     assert explain(c, contrib, ctx)[2][0].text == "New from Clay, a brand you like"
 
 
+def test_reasons_kept_across_requests_follow_the_scenario_and_never_the_request() -> None:
+    t = _table()
+    hits = [
+        SourceHits("covisit", np.array([2, 3]), np.array([1.0, 0.5]), np.array([0, 0])),
+        SourceHits("searched", np.array([4]), np.array([1.0]), np.array([0])),
+    ]
+    c = merge(hits)
+    contrib = BlendRanker().contributions(c, RankContext("home", {}))
+    cache: dict = {}
+    home = ExplainContext(t, "home", searches=["tea"], cache=cache)
+    first = explain(c, contrib, home)
+    assert [r[0].text for r in first] == ["Because you viewed Tea A"] * 2 + [
+        "Because you searched for “tea”"
+    ]
+    assert cache and all(key[0] == "covisit" for key in cache)  # the query is not kept
+    again = explain(c, contrib, ExplainContext(t, "home", searches=["mugs"], cache=cache))
+    assert [r[0].text for r in again][:2] == ["Because you viewed Tea A"] * 2
+    assert again[2][0].text == "Because you searched for “mugs”"
+    # the same evidence on an item page is another reason, from the same cache
+    similar = explain(c, contrib, ExplainContext(t, "similar", cache=cache))
+    assert similar[0][0].text == "Often viewed with Tea A"
+    assert [r[0].text for r in first] == [r[0].text for r in explain(c, contrib, home)]
+
+
 # -- every scenario on a real bundle ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bundle_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -177,6 +238,32 @@ def _view(user: str, item: str, i: int, kind: str = "view") -> Event:
         item_id=item,
         timestamp=NOW.timestamp() + i,
     )
+
+
+def test_a_user_seen_only_in_training_has_the_bundle_history_then_online_events_join_it(
+    service: RecommendService,
+) -> None:
+    user = shop.user_with_history(12)
+    st = service.state
+    trained = st.bundle.history(user)
+    u = service.context.user(st, user)
+    cap = service.config.max_history
+    assert u.personal and not u.session_only and u.mode == "personal"
+    assert u.history.tolist() == trained[-cap:].tolist() and u.weights.tolist() == [1.0] * len(
+        u.history
+    )
+    assert not len(u.purchased) and u.queries == ()
+    with pytest.raises(ValueError):  # the view shares the bundle's array: it must be read-only
+        u.history[0] = 0
+    item = st.table.ids.external_ids[int(trained[0])]
+    later = st.cutoff + 60 if st.cutoff is not None else NOW.timestamp()
+    buy = Event(event_id="b1", type="purchase", user_id=user, item_id=item, timestamp=later)
+    _record(service, [buy])
+    v = service.context.user(st, user)
+    assert v.history.tolist() == [*trained.tolist(), int(trained[0])][-cap:]
+    assert v.purchased.tolist() == [int(trained[0])] and v.weights[-1] > 1.0
+    stranger = service.context.user(st, "never-seen")
+    assert stranger.mode == "cold" and stranger.session_only
 
 
 def test_the_bundle_is_loaded_with_every_source(service: RecommendService) -> None:

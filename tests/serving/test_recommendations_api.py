@@ -219,3 +219,19 @@ def test_the_openapi_document_lists_the_recommendation_routes(client: TestClient
         "/v1/admin/bundle",
     ):
         assert p in paths, p
+
+
+def test_the_openapi_document_describes_each_query_parameter(client: TestClient) -> None:
+    """The list routes read their query by hand (serving.listquery): the document still lists
+    every parameter, with its bounds, and search's ``q`` as required."""
+    paths = client.get("/openapi.json").json()["paths"]
+    home = {p["name"]: p for p in paths["/v1/users/{user_id}/recommendations"]["get"]["parameters"]}
+    assert home["user_id"]["in"] == "path"
+    assert {"scenario", "n", "offset", "category", "brand", "exclude", "in_stock"} <= home.keys()
+    assert home["n"]["schema"]["minimum"] == 1 and home["n"]["schema"]["maximum"] == 100
+    assert home["n"]["in"] == "query" and not home["n"]["required"]
+    search = {p["name"]: p for p in paths["/v1/search"]["get"]["parameters"]}
+    assert search["q"]["required"] and search["q"]["schema"]["maxLength"] == 500
+    for route in ("/v1/trending", "/v1/new-arrivals", "/v1/items/{item_id}/similar"):
+        names = {p["name"] for p in paths[route]["get"]["parameters"]}
+        assert {"user_id", "n", "offset", "min_price", "max_price"} <= names, route

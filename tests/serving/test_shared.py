@@ -162,3 +162,39 @@ def test_impression_counts_and_clicks_are_shared_between_workers(
     assert stats["home:personal"]["items_shown"] == 2
     assert stats["similar:item"]["impressions"] == 1
     assert np.isclose(stats["home:personal"]["click_rate"], 1.0)
+
+
+def test_recommendation_ids_are_distinct_in_threads_and_after_a_fork() -> None:
+    """Ids come from a per-thread buffer of os.urandom bytes: no two answers share one, not across
+    threads, and not between a worker and a child forked from it."""
+    import os
+    import re
+    import threading
+
+    from shopflow.serving.impressions import new_recommendation_id
+
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def make() -> None:
+        mine = [new_recommendation_id() for _ in range(700)]  # past a buffer refill
+        with lock:
+            ids.extend(mine)
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == len(ids) == 2_800
+    assert all(re.fullmatch(r"r-[0-9a-f]{32}", i) for i in ids)
+    new_recommendation_id()  # this thread's buffer holds unused bytes now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, through the pipe
+        os.write(write, new_recommendation_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    assert child != new_recommendation_id() and child not in ids

@@ -26,6 +26,33 @@ from shopflow.ranking import RankContext
 from shopflow.retrieval.merge import Candidates
 
 
+def column_scales(scores: np.ndarray) -> tuple[list[float], list[float], list[bool]]:
+    """Per column of ``scores``: what to subtract and divide by to bring its finite entries to
+    [0, 1] (``x / max`` when none is negative, else min-max), and whether it is constant (then
+    every entry counts 1). A column with no entry gets (0, 1, False): its NaNs stay NaN.
+
+    >>> column_scales(np.array([[4.0, -1.0], [2.0, 1.0], [np.nan, 3.0]]))
+    ([0.0, -1.0], [4.0, 4.0], [False, False])
+    """
+    # NaN-skipping reductions of every column at once, then a few Python floats per column
+    hi = np.fmax.reduce(scores, axis=0).tolist()
+    lo = np.fmin.reduce(scores, axis=0).tolist()
+    base, div, flat = [], [], []
+    for h, low in zip(hi, lo, strict=True):
+        if h != h:  # no entry in this column
+            base.append(0.0)
+            div.append(1.0)
+            flat.append(False)
+            continue
+        neg = low < 0
+        d = h - low if neg else h
+        is_flat = h - low <= 1e-12
+        base.append(low if neg else 0.0)
+        div.append(1.0 if is_flat or d == 0 else d)
+        flat.append(is_flat)
+    return base, div, flat
+
+
 def scale_columns(scores: np.ndarray) -> np.ndarray:
     """Scale each column's finite entries to [0, 1]: ``x / max`` when none is negative, else
     min-max; a constant column gives 1, NaN stays NaN.
@@ -35,17 +62,12 @@ def scale_columns(scores: np.ndarray) -> np.ndarray:
     """
     if not scores.size:
         return np.full(scores.shape, np.nan)
-    ok = np.isfinite(scores)  # all columns at once: a few array calls, not a few per column
-    lo = np.where(ok, scores, np.inf).min(axis=0)  # (S,); inf for a column with no entry
-    hi = np.where(ok, scores, -np.inf).max(axis=0)
-    span = hi - lo
-    flat = span <= 1e-12
-    base = np.where(lo >= 0, 0.0, lo)  # x / max when none is negative, else min-max
-    div = np.where(lo >= 0, hi, span)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (scores - base) / np.where(flat | (div == 0), 1.0, div)
-    out = np.where(flat, 1.0, out)
-    return np.where(ok, out, np.nan)
+    base, div, flat = column_scales(scores)
+    out = (scores - np.array(base)) / np.array(div)
+    cols = [c for c, f in enumerate(flat) if f]
+    if cols:
+        out[:, cols] = np.where(np.isnan(scores[:, cols]), np.nan, 1.0)
+    return out
 
 
 RAW_FEATURES = frozenset({"sentiment"})  # columns that enter the blend unscaled
@@ -61,14 +83,22 @@ class BlendRanker:
         self.raw = raw
 
     def contributions(self, candidates: Candidates, context: RankContext) -> np.ndarray:
-        w = np.array(
-            [context.weights.get(s, self.default_weight) for s in candidates.sources], np.float64
-        )
-        scaled = scale_columns(candidates.scores)
-        for col, source in enumerate(candidates.sources):
-            if source in self.raw:
-                scaled[:, col] = candidates.scores[:, col]
-        return np.where(np.isnan(scaled), 0.0, scaled) * w[None, :]  # (C, S)
+        scores, sources = candidates.scores, candidates.sources
+        if not scores.size:
+            return np.zeros(scores.shape)
+        # one affine map per column (a handful of Python floats), then three array operations
+        base, div, flat = column_scales(scores)
+        w = [context.weights.get(s, self.default_weight) for s in sources]
+        for col, source in enumerate(sources):
+            if source in self.raw:  # already on a common scale: weight * value
+                base[col], div[col], flat[col] = 0.0, 1.0, False
+        out = (scores - np.array(base)) / np.array(div)
+        cols = [c for c, f in enumerate(flat) if f]
+        if cols:
+            out[:, cols] = 1.0  # a constant column: each entry counts fully (NaN restored below)
+        out *= np.array(w)
+        out[np.isnan(scores)] = 0.0  # a source that did not propose the item adds nothing
+        return out  # (C, S)
 
     def score(self, candidates: Candidates, context: RankContext) -> np.ndarray:
         if not len(candidates):

@@ -42,6 +42,8 @@ ITEM_SCENARIOS = frozenset({"similar"})  # scenarios whose evidence item is the 
 # every other source's reason depends only on its evidence item, so one request builds it once
 ITEM_BOUND = frozenset({"trending", "popular", "new_arrivals", "sentiment", "search", "dense"})
 _WORD = re.compile(r"\w+")
+# evidence-bound, but the evidence indexes this request's own data (its queries)
+PER_REQUEST = frozenset({"searched"})
 
 
 class Reason(NamedTuple):
@@ -53,6 +55,9 @@ class Reason(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "text": self.text, "evidence": self.evidence}
+
+
+_MISSING = Reason("", "", {})  # not in the cache (None is a cached "no reason")
 
 
 @dataclass
@@ -67,6 +72,9 @@ class ExplainContext:
     liked_leaves: set[int] = field(default_factory=set)
     review_reason: Callable[[int], Reason | None] | None = None  # item → "buyers praise it"
     searches: list[str] = field(default_factory=list)  # recent queries, by evidence index
+    # reasons that depend only on the source, the evidence item and the kind of scenario, kept
+    # across requests on the same table (its titles never change: edits make a new table)
+    cache: dict[tuple[Any, ...], Reason | None] | None = None
 
 
 def explain(
@@ -85,32 +93,48 @@ def explain(
     rows = np.arange(len(candidates)) if rows is None else np.asarray(rows, dtype=np.int64)
     # the rows' numbers as Python lists once: per-element numpy indexing costs more than the loop
     contrib = contributions[rows]
-    orders = np.argsort(-contrib, axis=1, kind="stable").tolist()
-    present = candidates.present()[rows].tolist()
+    present = candidates.present()[rows]
+    # each row's sources, strongest first; absent ones sort last and are cut off by ``counts``
+    orders = np.argsort(np.where(present, -contrib, np.inf), axis=1, kind="stable").tolist()
+    counts = present.sum(axis=1).tolist()
     evidence_of = candidates.evidence[rows].tolist()
-    weights = contrib.tolist()
+    weights = np.round(contrib, 4).tolist()
     sources = candidates.sources
-    by_evidence: dict[tuple[int, int], Reason | None] = {}  # the same "because of" item recurs
+    bound = [s in ITEM_BOUND for s in sources]
+    popular = [s in ("trending", "popular") for s in sources]
+    # the same "because of" item, and the same "trending in" category, recur within a page (and,
+    # with ``ctx.cache``, across pages: only evidence-bound reasons, not per-request ones)
+    memo: dict[tuple[int, Any], Reason | None] = {}
+    shared = ctx.cache
+    item_scenario = ctx.scenario in ITEM_SCENARIOS
     out: list[list[Reason]] = []
     for j, item in enumerate(candidates.items[rows].tolist()):
         reasons: list[Reason] = []
-        kinds: set[str] = set()
-        here = present[j]
-        for s in orders[j]:
-            if not here[s]:
-                continue
-            ev = evidence_of[j][s]
-            if sources[s] not in ITEM_BOUND:  # depends only on the source and its evidence item
-                key = (s, ev)
-                if key not in by_evidence:
-                    by_evidence[key] = _reason(sources[s], item, ev, ctx)
-                reason = by_evidence[key]
+        kinds: list[str] = []
+        for s in orders[j][: counts[j]]:
+            if not bound[s]:  # depends only on the source and its evidence item
+                key: tuple[int, Any] = (s, evidence_of[j][s])
+            elif popular[s]:  # depends only on the source and where the item is
+                key = (s, _where(item, ctx))
             else:
-                reason = _reason(sources[s], item, ev, ctx)
+                key = (s, None)
+            if key[1] is None:
+                reason = _reason(sources[s], item, evidence_of[j][s], ctx)
+            elif key in memo:
+                reason = memo[key]
+            elif shared is not None and not bound[s] and sources[s] not in PER_REQUEST:
+                long_key = (sources[s], key[1], item_scenario)
+                reason = shared.get(long_key, _MISSING)
+                if reason is _MISSING:
+                    reason = shared[long_key] = _reason(sources[s], item, key[1], ctx)
+                memo[key] = reason
+            else:
+                reason = memo[key] = _reason(sources[s], item, evidence_of[j][s], ctx)
             if reason is None or reason.kind in kinds:
                 continue
-            kinds.add(reason.kind)
-            evidence = {**reason.evidence, "weight": round(weights[j][s], 4)}
+            kinds.append(reason.kind)
+            evidence = reason.evidence.copy()
+            evidence["weight"] = weights[j][s]
             reasons.append(Reason(reason.kind, reason.text, evidence))
             if len(reasons) >= max_reasons:
                 break
@@ -161,9 +185,14 @@ def _reason(source: str, item: int, ev: int, ctx: ExplainContext) -> Reason | No
     return Reason("because_you_viewed", f"Because you viewed {title}", _item_ev(source, ev, ctx))
 
 
-def _popular(item: int, ctx: ExplainContext, source: str) -> Reason:
+def _where(item: int, ctx: ExplainContext) -> str:
+    """Where a trending or popular item is: the requested category, else its own ("" if none)."""
     t = ctx.table
-    where = ctx.category or t.leaf_name(item) or t.top_name(item)
+    return ctx.category or t.leaf_name(item) or t.top_name(item) or ""
+
+
+def _popular(item: int, ctx: ExplainContext, source: str) -> Reason:
+    where = _where(item, ctx) or None
     kind = "trending" if source == "trending" else "popular"
     verb = "Trending" if kind == "trending" else "Popular"
     text = f"{verb} in {where}" if where else f"{verb} right now"

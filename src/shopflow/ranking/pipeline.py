@@ -35,7 +35,7 @@ import numpy as np
 
 from shopflow.ranking import RankContext, Ranker, order
 from shopflow.ranking.explain import ExplainContext, explain
-from shopflow.ranking.rules import Filters, allowed, diversify
+from shopflow.ranking.rules import Filters, allowed, diversify_positions
 from shopflow.retrieval.items import ItemTable
 from shopflow.retrieval.merge import Candidates, SourceHits, merge
 
@@ -98,30 +98,34 @@ def rank_page(
         cands = merge([*hits, fill(need - int(ok.sum()), mask)])
         ok = allowed(cands.items, table, filters, blocked)
     cands = cands.subset(ok)
-    present = cands.present()  # (C, S) of the sources proper, before any feature column
+    # (C, S) of the sources proper, before any feature column (needed when filling only)
+    present = cands.present() if FILL in cands.sources else None
     extra = features(cands.items) if features is not None and len(cands) else None
     if extra is not None and len(extra):
         cands = with_column(cands, extra)
     contrib = ranker.contributions(cands, context)  # (C, S)
     scores = contrib.sum(axis=1)
     key = scores
-    if FILL in cands.sources:  # fill-only items go after every real candidate
+    if present is not None:  # fill-only items go after every real candidate
         only = present[:, cands.sources.index(FILL)] & (present.sum(axis=1) == 1)
         key = np.where(only, scores - 1e6, scores)
-    picked = diversify(cands.items[order(key)], table, need, max_share)[offset:]
-    sorter = np.argsort(cands.items)  # candidates are distinct: picked item → its row
-    rows = sorter[np.searchsorted(cands.items, picked, sorter=sorter)].astype(np.int64)
+    ranked = order(key)
+    rows = ranked[diversify_positions(cands.items[ranked], table, need, max_share)[offset:]]
     reasons = explain(cands, contrib, explain_ctx, rows)
     items = cands.items[rows]
     ids = table.ids.external_ids
     return [
         {
             "item_id": ids[i],
-            "score": round(score, 6),
-            "reasons": [x.as_dict() for x in why],
+            "score": score,
+            "reasons": [{"kind": k, "text": t, "evidence": e} for k, t, e in why],
             **described,
         }
         for i, score, why, described in zip(
-            items.tolist(), scores[rows].tolist(), reasons, table.describe_many(items), strict=True
+            items.tolist(),
+            np.round(scores[rows], 6).tolist(),
+            reasons,
+            table.describe_many(items),
+            strict=True,
         )
     ]

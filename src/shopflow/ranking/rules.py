@@ -118,21 +118,35 @@ def diversify(ranked: np.ndarray, table: ItemTable, n: int, max_share: float = 0
     no category or brand are never capped on it. ``max_share >= 1`` keeps the order as it is.
     """
     ranked = np.asarray(ranked, dtype=np.int64)
+    return ranked[diversify_positions(ranked, table, n, max_share)]
+
+
+def diversify_positions(
+    ranked: np.ndarray, table: ItemTable, n: int, max_share: float = 0.5
+) -> np.ndarray:
+    """Positions in ``ranked`` of what :func:`diversify` returns, in its order.
+
+    >>> from shopflow.store.idmap import IdMap
+    >>> t = ItemTable.build(IdMap(list("abc")), paths=[["X"], ["X"], ["Y"]])
+    >>> diversify_positions(np.array([1, 0, 2]), t, n=2, max_share=0.5).tolist()
+    [0, 2]
+    """
     if max_share >= 1.0 or n <= 0:
-        return ranked[:n]
+        return np.arange(min(max(n, 0), len(ranked)), dtype=np.int64)
     cap = max(1, math.ceil(max_share * n))
     taken: list[int] = []
     deferred: list[int] = []
     per_leaf: dict[int, int] = {}
     per_brand: dict[int, int] = {}
-    for i in ranked:
-        leaf, brand = int(table.leaf[i]), int(table.brand[i])
+    # Python lists once: per-element numpy reads cost more than this whole loop
+    leaves, brands = table.leaf[ranked].tolist(), table.brand[ranked].tolist()
+    for pos, (leaf, brand) in enumerate(zip(leaves, brands, strict=True)):
         if (leaf >= 0 and per_leaf.get(leaf, 0) >= cap) or (
             brand >= 0 and per_brand.get(brand, 0) >= cap
         ):
-            deferred.append(int(i))
+            deferred.append(pos)
             continue
-        taken.append(int(i))
+        taken.append(pos)
         if leaf >= 0:
             per_leaf[leaf] = per_leaf.get(leaf, 0) + 1
         if brand >= 0:

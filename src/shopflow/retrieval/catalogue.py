@@ -75,6 +75,8 @@ class CatalogueSources:
         if kept is not None and kept[0] is online and kept[1] == k:
             return kept[2]
         hits = self._top("trending", self.trending_scores(online), k, None)
+        for arr in (hits.items, hits.scores):
+            arr.flags.writeable = False  # shared by every request of the next second
         self._trend_top = (online, k, hits)
         return hits
 

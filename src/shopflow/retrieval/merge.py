@@ -20,8 +20,12 @@ Example
 
 from __future__ import annotations
 
+import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,11 +44,13 @@ class SourceHits:
         self.scores = np.asarray(self.scores, dtype=np.float64)
         if self.evidence is not None:
             self.evidence = np.asarray(self.evidence, dtype=np.int64)
-        lengths = {len(self.items), len(self.scores)}
-        if self.evidence is not None:
-            lengths.add(len(self.evidence))
-        if len(lengths) != 1:
+        n = len(self.items)
+        if len(self.scores) != n or (self.evidence is not None and len(self.evidence) != n):
             raise ValueError(f"source {self.name}: items, scores and evidence differ in length")
+        # two reductions say whether anything must go (a sum is finite iff every score is, short
+        # of an overflow, which only sends it to the exact check below)
+        if not n or (self.items.min() >= 0 and math.isfinite(self.scores.sum())):
+            return
         keep = (self.items >= 0) & np.isfinite(self.scores)
         if not keep.all():
             self.items, self.scores = self.items[keep], self.scores[keep]
@@ -74,8 +80,17 @@ class Candidates:
 
     def subset(self, rows: np.ndarray) -> Candidates:
         """The candidates at positions ``rows`` (a boolean mask or indices)."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            if rows.all():  # the usual case: every candidate passed the filters
+                return self
+            rows = np.flatnonzero(rows)
         return Candidates(
-            self.items[rows], self.sources, self.scores[rows], self.ranks[rows], self.evidence[rows]
+            self.items.take(rows),
+            self.sources,
+            self.scores.take(rows, axis=0),
+            self.ranks.take(rows, axis=0),
+            self.evidence.take(rows, axis=0),
         )
 
 
@@ -84,45 +99,92 @@ def merge(hits: Sequence[SourceHits]) -> Candidates:
 
     Two hit lists with the same source name are merged into one column: an item in both keeps its
     best score (the first on a tie), with that list's rank and evidence.
+
+    Lists that are kept and shared (read-only: the candidate cache's, the second's trending) recur
+    together when a shopper comes back with the same history; their union is then kept too
+    (:data:`MEMO_SIZE` of them) and given again, read-only, instead of being built again.
     """
-    names: list[str] = []
-    for h in hits:
-        if h.name not in names:
-            names.append(h.name)
-    parts = [h.items for h in hits if len(h)]
-    if not parts:
+    names = list(dict.fromkeys(h.name for h in hits))
+    full = [h for h in hits if len(h)]
+    kept = bool(full) and not any(h.items.flags.writeable for h in full)
+    if kept:
+        key = (tuple(names), tuple(map(id, full)))
+        with _MEMO_LOCK:
+            entry = _MEMO.get(key)
+            if entry is not None and all(a is b for a, b in zip(entry[0], full, strict=True)):
+                _MEMO.move_to_end(key)
+                return entry[1]
+    cands = _union(names, full)
+    if kept:
+        for arr in (cands.items, cands.scores, cands.ranks, cands.evidence):
+            arr.flags.writeable = False
+        with _MEMO_LOCK:  # the entry holds the lists, so their ids cannot be reused meanwhile
+            _MEMO[key] = (tuple(full), cands)
+            if len(_MEMO) > MEMO_SIZE:
+                _MEMO.popitem(last=False)
+    return cands
+
+
+MEMO_SIZE = 2_048  # about 20 KB each at the default pool size
+_MEMO: OrderedDict[tuple[Any, ...], tuple[tuple[SourceHits, ...], Candidates]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+
+
+def _union(names: list[str], full: list[SourceHits]) -> Candidates:
+    """:func:`merge` of the non-empty lists ``full`` into the columns ``names``."""
+    if not full:
         empty = np.empty((0, len(names)))
         return Candidates(
             np.empty(0, np.int64), names, empty, empty.astype(np.int64), empty.astype(np.int64)
         )
-    full = [h for h in hits if len(h)]  # every hit list in one set of arrays: few numpy calls
+    # a page merges a few hundred hits: a dict gives the first-seen union and each hit's row in
+    # one pass, cheaper than the dozen array calls of a sort-based union at this size
+    row_of: dict[int, int] = {}
+    rows_list: list[int] = []
+    repeated = len({h.name for h in full}) < len(full)  # two lists feed one column
+    add = row_of.setdefault
+    for h in full:
+        items = h.items.tolist()
+        rows_here = [add(item, len(row_of)) for item in items]
+        rows_list += rows_here
+        repeated = repeated or len(set(rows_here)) < len(rows_here)  # an item twice in a list
+    col_of = {name: c for c, name in enumerate(names)}
     lens = [len(h) for h in full]
-    allitems = np.concatenate(parts)
+    c, s = len(row_of), len(names)
+    rows = np.array(rows_list, dtype=np.int64)
+    cols = np.repeat(np.array([col_of[h.name] for h in full], dtype=np.int64), lens)
     allscores = np.concatenate([h.scores for h in full])
-    cols = np.repeat(np.array([names.index(h.name) for h in full], dtype=np.int64), lens)
-    rank = np.concatenate([np.arange(n, dtype=np.int64) for n in lens])
-    ev = np.concatenate(
-        [h.evidence if h.evidence is not None else np.full(len(h), -1, np.int64) for h in full]
-    )
-    uniq, first, inv = np.unique(allitems, return_index=True, return_inverse=True)
-    seen_order = np.argsort(first, kind="stable")
-    items = uniq[seen_order]  # first-seen order
-    pos = np.empty(len(uniq), dtype=np.int64)  # row of each of the sorted ``uniq``
-    pos[seen_order] = np.arange(len(uniq))
-    rows = pos[inv]
-    c, s = len(items), len(names)
-    cell = rows * s + cols
-    if np.bincount(cell, minlength=c * s).max() > 1:  # an item twice in one column
-        order = np.lexsort((np.arange(len(cell)), -allscores, cell))  # best first, then first
+    rank = np.concatenate([_ranks(n) for n in lens])
+    ev = np.concatenate([h.evidence if h.evidence is not None else _none(len(h)) for h in full])
+    cell = cols * c + rows  # column-major: a source's scores lie together (fast reductions)
+    if repeated:  # an item twice in one column: keep its best score (the first on a tie)
+        order = np.lexsort((np.arange(len(cell)), -allscores, cell))
         keep = order[np.r_[True, cell[order][1:] != cell[order][:-1]]]
-        rows, cols, allscores, rank, ev = (a[keep] for a in (rows, cols, allscores, rank, ev))
-    scores = np.full((c, s), np.nan)
-    ranks = np.full((c, s), -1, dtype=np.int64)
-    evidence = np.full((c, s), -1, dtype=np.int64)
-    scores[rows, cols] = allscores
-    ranks[rows, cols] = rank
-    evidence[rows, cols] = ev
-    return Candidates(items, names, scores, ranks, evidence)
+        cell, allscores, rank, ev = (a[keep] for a in (cell, allscores, rank, ev))
+    scores = np.full(c * s, np.nan)
+    ranks = np.full(c * s, -1, dtype=np.int64)
+    evidence = np.full(c * s, -1, dtype=np.int64)
+    scores[cell] = allscores
+    ranks[cell] = rank
+    evidence[cell] = ev
+    items = np.fromiter(row_of, dtype=np.int64, count=c)  # dicts keep insertion order
+    return Candidates(  # (C, S) views of (S, C) arrays
+        items, names, scores.reshape(s, c).T, ranks.reshape(s, c).T, evidence.reshape(s, c).T
+    )
+
+
+_NONE = np.full(1024, -1, dtype=np.int64)
+_RANKS = np.arange(1024, dtype=np.int64)
+
+
+def _ranks(n: int) -> np.ndarray:
+    """0 .. n-1 (ranks within one hit list), without a new array for the usual sizes."""
+    return _RANKS[:n] if n <= len(_RANKS) else np.arange(n, dtype=np.int64)
+
+
+def _none(n: int) -> np.ndarray:
+    """``n`` times -1 (no evidence), without a new array for the usual sizes."""
+    return _NONE[:n] if n <= len(_NONE) else np.full(n, -1, dtype=np.int64)
 
 
 def aggregate(

@@ -36,4 +36,6 @@ def nearest_history(vectors: np.ndarray, items: np.ndarray, history: np.ndarray)
 
 def known(items: np.ndarray, vectors: np.ndarray | None) -> np.ndarray:
     """The ``items`` that index a row of ``vectors`` (a model's items); all when it is None."""
-    return items if vectors is None else items[(items >= 0) & (items < len(vectors))]
+    if vectors is None or not len(items) or (items.min() >= 0 and items.max() < len(vectors)):
+        return items  # the usual case, in two reductions rather than a mask and a copy
+    return items[(items >= 0) & (items < len(vectors))]

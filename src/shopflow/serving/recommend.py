@@ -42,6 +42,7 @@ from shopflow.serving import metrics
 from shopflow.serving.context import Encoder, RequestContext
 from shopflow.serving.impressions import ImpressionLog
 from shopflow.serving.intent import searched_hits, user_taste
+from shopflow.serving.item_scenarios import ItemScenarios
 from shopflow.serving.reload import StateKeeper, settle_heap
 from shopflow.serving.reviews import ReviewSignals
 from shopflow.serving.state import (
@@ -56,8 +57,10 @@ from shopflow.store.store import Store
 
 log = logging.getLogger(__name__)
 
+REASON_CACHE = 100_000  # evidence-bound reasons a serving state keeps (ExplainContext.cache)
 
-class RecommendService:
+
+class RecommendService(ItemScenarios):
     """Scenarios (home, similar, complementary, cart, new_arrivals, trending, search), online
     updates (:meth:`on_events`, :meth:`on_items`, :meth:`on_user`), bundle swaps (:meth:`reload`).
 
@@ -218,95 +221,6 @@ class RecommendService:
         blocked = np.concatenate([u.history, u.purchased])
         return self._answer(st, "home", mode, hits, n, offset, f, blocked, u)
 
-    def similar(
-        self,
-        item_id: str,
-        n: int = 20,
-        offset: int = 0,
-        filters: Filters | None = None,
-        user_id: str | None = None,
-    ) -> Recommendation:
-        """Items like this one (item page)."""
-        st, f = self.keeper.state, filters or Filters()
-        i, leaf_mask = self.context.item(st, item_id)
-        u, k = self.context.user(st, user_id), self._pool(n, offset)
-        hits = st.sources.similar(i, k) if i >= 0 else []
-        mode = "item" if any(len(h) for h in hits) else "category"
-        hits.append(st.sources.trending(self.context.trending(), k, leaf_mask))
-        blocked = np.concatenate([[i] if i >= 0 else [], u.purchased]).astype(np.int64)
-        return self._answer(st, "similar", mode, hits, n, offset, f, blocked, u)
-
-    def complementary(
-        self,
-        item_id: str,
-        n: int = 20,
-        offset: int = 0,
-        filters: Filters | None = None,
-        user_id: str | None = None,
-    ) -> Recommendation:
-        """Items bought together with this one."""
-        st, f = self.keeper.state, filters or Filters()
-        i, leaf_mask = self.context.item(st, item_id)
-        return self._cart(
-            st,
-            "complementary",
-            [i] if i >= 0 else [],
-            leaf_mask,
-            n,
-            offset,
-            f,
-            self.context.user(st, user_id),
-        )
-
-    def cart(
-        self,
-        item_ids: Sequence[str],
-        user_id: str | None = None,
-        n: int = 20,
-        offset: int = 0,
-        filters: Filters | None = None,
-    ) -> Recommendation:
-        """What completes this cart."""
-        st, f = self.keeper.state, filters or Filters()
-        if not item_ids:
-            raise ValidationFailed([("item_ids", "the cart is empty: name at least one item")])
-        anchors: list[int] = []
-        same: np.ndarray | None = None  # the cart's leaf categories
-        for item_id in dict.fromkeys(item_ids):
-            i, mask = self.context.item(st, item_id)
-            if mask is not None:
-                same = mask.copy() if same is None else same | mask
-            if i >= 0:
-                anchors.append(i)
-        return self._cart(st, "cart", anchors, same, n, offset, f, self.context.user(st, user_id))
-
-    def _cart(
-        self,
-        st: ServingState,
-        scenario: str,
-        anchors: list[int],
-        same_leaf: np.ndarray | None,
-        n: int,
-        offset: int,
-        f: Filters,
-        u: UserView,
-    ) -> Recommendation:
-        k, src = self._pool(n, offset), st.sources
-        hits = [src.bought_together(anchors, k), src.viewed_together_elsewhere(anchors, k)]
-        mode = (
-            "bought_together"
-            if len(hits[0])
-            else "viewed_together"
-            if len(hits[1])
-            else ("fallback")
-        )
-        if scenario == "cart" and u.personal and len(u.history) + len(anchors):
-            hits.append(src.sequential(np.concatenate([u.history, anchors]).astype(np.int64), k))
-        other = None if same_leaf is None else ~same_leaf  # fallback: popular elsewhere
-        hits.append(src.trending(self.context.trending(), k, other))
-        blocked = np.concatenate([anchors, u.purchased]).astype(np.int64)
-        return self._answer(st, scenario, mode, hits, n, offset, f, blocked, u)
-
     def new_arrivals(
         self,
         user_id: str | None = None,
@@ -420,7 +334,7 @@ class RecommendService:
         ctx = RankContext(scenario, self.config.weights.get(scenario, {}))
         popular = st.sources.popular if fill else None
         reviews = self.reviews.feature(st.table)
-        explain_ctx = self._explain_ctx(st, scenario, u, f, query)
+        explain_ctx = self._explain_ctx(st, scenario, u, f, query, hits)
         explain_ctx.review_reason, explain_ctx.searches = reviews.reason, list(u.queries)
         items = rank_page(
             hits, st.table, popular, f, blocked, n, offset, self.ranker, ctx,
@@ -431,11 +345,23 @@ class RecommendService:
         return Recommendation(rid, scenario, strategy, st.version, items)
 
     def _explain_ctx(
-        self, st: ServingState, scenario: str, u: UserView, f: Filters, query: str | None
+        self,
+        st: ServingState,
+        scenario: str,
+        u: UserView,
+        f: Filters,
+        query: str | None,
+        hits: list[SourceHits],
     ) -> ExplainContext:
-        liked_b = set(u.brand_affinity(st.table)) if len(u.history) else set()
-        liked_c = set(u.category_affinity(st.table)) if len(u.history) else set()
-        return ExplainContext(st.table, scenario, query, f.category, liked_b, liked_c)
+        # the brands and categories a user likes name only new arrivals' reasons
+        liked = len(u.history) > 0 and any(h.name == "new_arrivals" for h in hits)
+        liked_b = set(u.brand_affinity(st.table)) if liked else set()
+        liked_c = set(u.category_affinity(st.table)) if liked else set()
+        if len(st.reasons) > REASON_CACHE:  # a bound on what the state keeps: start again
+            st.reasons.clear()
+        return ExplainContext(
+            st.table, scenario, query, f.category, liked_b, liked_c, cache=st.reasons
+        )
 
     def _check_page(self, n: int, offset: int) -> None:
         cfg, problems = self.config, []

@@ -120,6 +120,8 @@ class ServingState:
     cutoff: float | None = None  # training cutoff (unix seconds) when the manifest names it
     loaded_at: float = field(default_factory=time.time)
     texts: list[str | None] | None = None  # per item: the text its vector was computed from
+    # reasons by (source, evidence item, item scenario?), for every request on this state
+    reasons: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
     _search: dict[bool, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -294,6 +296,8 @@ def user_view(
     """The user's view: online events, preceded by the bundle's training history when they do not
     overlap (the online state holds nothing from before the training cutoff, e.g. after a restart).
     """
+    if not recent:  # nothing since the training cutoff (or a restart): the bundle's history
+        return _trained_view(state, user_id, config.max_history)
     table = state.table
     positive = [r for r in recent if r.item_id is not None and r.type in POSITIVE]
     idx = table.ids.to_index((r.item_id for r in positive), missing=-1)  # type: ignore[misc]
@@ -315,6 +319,23 @@ def user_view(
             session_only = False
     items, weights = items[-config.max_history :], weights[-config.max_history :]
     return UserView(user_id, True, items, weights, np.unique(purchased), session_only, queries)
+
+
+_NONE_INT = np.empty(0, dtype=np.int64)
+_NONE_INT.flags.writeable = False
+_NONE_FLOAT = np.empty(0, dtype=np.float64)
+_NONE_FLOAT.flags.writeable = False
+
+
+def _trained_view(state: ServingState, user_id: str, max_history: int) -> UserView:
+    """What :func:`user_view` gives a user without online events, without its array work: the
+    bundle's training history (read-only), each event weighing 1, no purchases known online."""
+    trained = state.bundle.history(user_id) if state.bundle is not None else _NONE_INT
+    if not len(trained):
+        return UserView(user_id, True, _NONE_INT, _NONE_FLOAT, _NONE_INT, True)
+    items = np.asarray(trained, dtype=np.int64)[-max_history:]
+    items.flags.writeable = False  # a view of the bundle's arrays
+    return UserView(user_id, True, items, np.ones(len(items)), _NONE_INT, False)
 
 
 @dataclass
