@@ -266,6 +266,21 @@ def test_a_user_seen_only_in_training_has_the_bundle_history_then_online_events_
     assert stranger.mode == "cold" and stranger.session_only
 
 
+def test_an_unchanged_trending_list_stays_the_same_object_and_an_event_renews_it(
+    service: RecommendService,
+) -> None:
+    """What is derived from the trending list (its hits, their unions with kept candidate lists)
+    is kept while the list is the same object: re-reading an unchanged list must not renew it."""
+    service.config.trending_seconds = 0.0  # re-read at every request
+    item = service.state.table.ids.external_ids[3]
+    _record(service, [_view("t-1", item, 1)])
+    first = service.context.trending()
+    assert first and service.context.trending() is first
+    _record(service, [_view("t-2", item, 2)])
+    renewed = service.context.trending()
+    assert renewed is not first and dict(renewed)[item] > dict(first)[item]
+
+
 def test_the_bundle_is_loaded_with_every_source(service: RecommendService) -> None:
     assert service.model_version is not None
     assert set(service.state.sources.available()) >= {

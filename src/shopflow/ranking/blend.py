@@ -92,12 +92,13 @@ class BlendRanker:
         for col, source in enumerate(sources):
             if source in self.raw:  # already on a common scale: weight * value
                 base[col], div[col], flat[col] = 0.0, 1.0, False
-        out = (scores - np.array(base)) / np.array(div)
+        base_, div_, w_ = np.array([base, div, w])  # one conversion, three row views
+        out = (scores - base_) / div_
         cols = [c for c, f in enumerate(flat) if f]
         if cols:
             out[:, cols] = 1.0  # a constant column: each entry counts fully (NaN restored below)
-        out *= np.array(w)
-        out[np.isnan(scores)] = 0.0  # a source that did not propose the item adds nothing
+        out *= w_
+        np.copyto(out, 0.0, where=np.isnan(scores))  # a source that did not propose it adds 0
         return out  # (C, S)
 
     def score(self, candidates: Candidates, context: RankContext) -> np.ndarray:

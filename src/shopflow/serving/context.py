@@ -103,6 +103,8 @@ class RequestContext:
         if now - at < self.config.trending_seconds:
             return cached
         fresh = self.online.trending(n=2_000)
+        if fresh == cached and at > 0.0:  # unchanged: the same object, so that what was derived
+            fresh = cached  # from it (trending hits, their unions with kept lists) stays valid
         self._trend = (now, fresh)
         return fresh
 
