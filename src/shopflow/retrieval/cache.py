@@ -81,6 +81,8 @@ class RowVersions:
 
     def unchanged(self, rows: np.ndarray, stamp: int) -> bool:
         """Whether none of ``rows`` changed after ``stamp`` was taken."""
+        if stamp >= self._clock:  # nothing changed since: no need to look at the rows
+            return True
         table = self._rows
         rows = np.asarray(rows, dtype=np.int64)
         rows = rows[rows < len(table)]

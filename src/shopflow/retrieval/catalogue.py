@@ -111,10 +111,12 @@ class CatalogueSources:
         Needs no model, so a shopper gets session-based recommendations from the first click even
         when the bundle lacks every model. Evidence: the latest history item of the category.
         """
+        if k <= 0 or not self.items.has_leaves:  # a catalogue without categories
+            return SourceHits("session", EMPTY, EMPTY)
         recent = history[-self.history_len :]
         leaves = self.items.leaf[recent]
         ok = leaves >= 0
-        if not ok.any() or k <= 0:
+        if not ok.any():
             return SourceHits("session", EMPTY, EMPTY)
         weight: dict[int, float] = {}
         last: dict[int, int] = {}

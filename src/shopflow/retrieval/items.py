@@ -19,6 +19,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,11 @@ class ItemTable:
     tracked: np.ndarray  # bool: the catalogue holds the item (untracked items are always shown)
     _masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @functools.cached_property
+    def has_leaves(self) -> bool:
+        """Whether any item has a category (``leaf`` is fixed once the table is built)."""
+        return bool((self.leaf >= 0).any())
 
     # -- construction -----------------------------------------------------------------------------
     @classmethod

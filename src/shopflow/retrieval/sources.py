@@ -209,7 +209,8 @@ class SourceSet(CatalogueSources):
         if self.covisit is None or k <= 0:
             return SourceHits("covisit", EMPTY, EMPTY)
         with self.lock:
-            history = history[history < self.covisit.n_items]
+            if len(history) and history.max() >= self.covisit.n_items:  # items newer than it
+                history = history[history < self.covisit.n_items]
             if not len(history):
                 return SourceHits("covisit", EMPTY, EMPTY)
             key = self.cache.key("covisit", k, history)
