@@ -53,23 +53,6 @@ def column_scales(scores: np.ndarray) -> tuple[list[float], list[float], list[bo
     return base, div, flat
 
 
-def scale_columns(scores: np.ndarray) -> np.ndarray:
-    """Scale each column's finite entries to [0, 1]: ``x / max`` when none is negative, else
-    min-max; a constant column gives 1, NaN stays NaN.
-
-    >>> scale_columns(np.array([[4.0, -1.0], [2.0, 1.0], [np.nan, 3.0]])).tolist()
-    [[1.0, 0.0], [0.5, 0.5], [nan, 1.0]]
-    """
-    if not scores.size:
-        return np.full(scores.shape, np.nan)
-    base, div, flat = column_scales(scores)
-    out = (scores - np.array(base)) / np.array(div)
-    cols = [c for c, f in enumerate(flat) if f]
-    if cols:
-        out[:, cols] = np.where(np.isnan(scores[:, cols]), np.nan, 1.0)
-    return out
-
-
 RAW_FEATURES = frozenset({"sentiment"})  # columns that enter the blend unscaled
 
 

@@ -102,34 +102,29 @@ def explain(
     sources = candidates.sources
     bound = [s in ITEM_BOUND for s in sources]
     popular = [s in ("trending", "popular") for s in sources]
-    # the same "because of" item, and the same "trending in" category, recur within a page (and,
-    # with ``ctx.cache``, across pages: only evidence-bound reasons, not per-request ones)
-    memo: dict[tuple[int, Any], Reason | None] = {}
-    shared = ctx.cache
+    # the same "because of" item recurs within a page and across pages (``ctx.cache``, when
+    # given), the same "trending in" category within a page; other reasons are about the item
+    page: dict[tuple[Any, ...], Reason | None] = {}
+    kept = ctx.cache if ctx.cache is not None else page
     item_scenario = ctx.scenario in ITEM_SCENARIOS
     out: list[list[Reason]] = []
     for j, item in enumerate(candidates.items[rows].tolist()):
         reasons: list[Reason] = []
         kinds: list[str] = []
         for s in orders[j][: counts[j]]:
-            if not bound[s]:  # depends only on the source and its evidence item
-                key: tuple[int, Any] = (s, evidence_of[j][s])
+            ev = evidence_of[j][s]
+            store: dict[tuple[Any, ...], Reason | None] | None = None
+            if not bound[s]:  # depends only on the source, its evidence item and the scenario
+                store = page if sources[s] in PER_REQUEST else kept
+                key: tuple[Any, ...] = (sources[s], ev, item_scenario)
             elif popular[s]:  # depends only on the source and where the item is
-                key = (s, _where(item, ctx))
+                store, key = page, (sources[s], _where(item, ctx))
+            if store is None:
+                reason = _reason(sources[s], item, ev, ctx)
             else:
-                key = (s, None)
-            if key[1] is None:
-                reason = _reason(sources[s], item, evidence_of[j][s], ctx)
-            elif key in memo:
-                reason = memo[key]
-            elif shared is not None and not bound[s] and sources[s] not in PER_REQUEST:
-                long_key = (sources[s], key[1], item_scenario)
-                reason = shared.get(long_key, _MISSING)
+                reason = store.get(key, _MISSING)
                 if reason is _MISSING:
-                    reason = shared[long_key] = _reason(sources[s], item, key[1], ctx)
-                memo[key] = reason
-            else:
-                reason = memo[key] = _reason(sources[s], item, evidence_of[j][s], ctx)
+                    reason = store[key] = _reason(sources[s], item, ev, ctx)
             if reason is None or reason.kind in kinds:
                 continue
             kinds.append(reason.kind)

@@ -7,7 +7,7 @@ the service's pipeline (``_answer``), state (``keeper``) and request context (``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +17,6 @@ from shopflow.ranking.rules import Filters
 from shopflow.serving.state import Recommendation, ServingState, UserView
 
 if TYPE_CHECKING:
-    from shopflow.retrieval.merge import SourceHits
     from shopflow.serving.context import RequestContext
     from shopflow.serving.reload import StateKeeper
 
@@ -25,27 +24,11 @@ if TYPE_CHECKING:
 class ItemScenarios:
     """Items like this one, bought with this one, and what completes a cart."""
 
+    # the service's own (RecommendService): its state, request context, pool size and pipeline
     keeper: StateKeeper
     context: RequestContext
-
-    def _pool(self, n: int, offset: int) -> int:  # pragma: no cover - the service's
-        raise NotImplementedError
-
-    def _answer(  # pragma: no cover - the service's
-        self,
-        st: ServingState,
-        scenario: str,
-        mode: str,
-        hits: list[SourceHits],
-        n: int,
-        offset: int,
-        f: Filters,
-        blocked: np.ndarray | None,
-        u: UserView,
-        query: str | None = None,
-        fill: bool = True,
-    ) -> Recommendation:
-        raise NotImplementedError
+    _pool: Callable[[int, int], int]
+    _answer: Callable[..., Recommendation]
 
     def similar(
         self,
