@@ -16,10 +16,16 @@ slows them alike), with ``wrk`` (one thread, ``-c`` connections each keeping one
 - ``noop_sync``: ``GET /v1/_noop_sync``, a plain ``def`` route, which FastAPI runs in its thread
   pool: the hand-off to a thread and back alone costs about as much as the whole no-op;
 - ``home``: ``GET /v1/users/{id}/recommendations?scenario=home&n=20`` over 1,000 Beauty users,
-  in turn (each user comes back every 1,000 requests, as returning shoppers do: the service's
-  candidate cache answers their history-based sources again); when the service has no such route
+  in turn (each user comes back every 1,000 requests, as returning shoppers do, with nothing new
+  in between: the service's candidate cache answers their sources again, and the union, blend and
+  page kept with those lists are given again); when the service has no such route
   yet, ``user_events`` (``GET /v1/users/{id}/events``) and ``item`` (``GET /v1/items/{id}``) stand
   in, and the table says so;
+- ``home_live``: ``home`` while a live shop's traffic flows: 100 events a second of 500 other
+  shoppers (batches of 10, ``trickle``); each accepted batch expires the trending list and moves
+  co-visitation rows, so what the service keeps for a returning shopper (the co-visitation list,
+  the union, the blend and the page) is rebuilt after every batch; the server's CPU per request
+  includes those events';
 - ``home_new``: the same request, but every request of the run for a user not asked before (the
   other 21,000 Beauty users, never reused): every source computes everything;
 - ``ingest``: ``POST /v1/events`` in batches of 100 new events (durable: SQLite
@@ -60,8 +66,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -234,12 +242,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: Path, argv: Callable[[int], list[str]] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the server subprocess (``argv(port)``: another command line than this script's
+    ``--serve``) and wait until it is ready; the process and its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFLOW_")}
     env["PYTHONPATH"] = str(ROOT / "src")
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(data_dir), str(port)],
+        argv(port) if argv else [sys.executable, __file__, "--serve", str(data_dir), str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -357,6 +369,55 @@ def ingest(base: str, users: list[str], items: list[str], seconds: float, seed: 
     return asyncio.run(_ingest(base, users, items, seconds, batch=100, in_flight=4, seed=seed))
 
 
+TRICKLE_BATCH, TRICKLE_EVERY_S = 10, 0.1  # home_live: 100 events/s of other shoppers
+
+
+def trickle(base: str, items: list[str], stop: threading.Event, seed: int, out: dict) -> None:
+    """Post ``TRICKLE_BATCH`` events of other shoppers every ``TRICKLE_EVERY_S`` until ``stop``:
+    the traffic of a live shop while ``home_live`` is measured (trending and co-visitation move)."""
+    rng = random.Random(seed)
+    tag = uuid.uuid4().hex[:8]
+    sent = accepted = 0
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        next_at = time.perf_counter()
+        while not stop.is_set():
+            batch = []
+            for _ in range(TRICKLE_BATCH):
+                sent += 1
+                batch.append(
+                    {
+                        "event_id": f"trickle-{tag}-{sent}",
+                        "type": rng.choice(("view", "view", "click", "add_to_cart", "purchase")),
+                        "user_id": f"bench-trickle-{rng.randrange(500)}",
+                        "item_id": rng.choice(items),
+                        "timestamp": datetime.now(UTC).timestamp(),
+                    }
+                )
+            r = client.post("/v1/events", json=batch, timeout=30)
+            if r.status_code == 200:
+                accepted += r.json()["accepted"]
+            next_at += TRICKLE_EVERY_S
+            stop.wait(max(0.0, next_at - time.perf_counter()))
+    out["accepted"] = accepted
+
+
+def wrk_live(
+    base: str, paths: list[str], connections: int, seconds: float, start: int, items: list[str]
+) -> dict[str, float]:
+    """:func:`wrk` while :func:`trickle` posts events; adds the events accepted per second."""
+    stop, out = threading.Event(), {"accepted": 0}
+    thread = threading.Thread(target=trickle, args=(base, items, stop, start, out))
+    t0 = time.perf_counter()
+    thread.start()
+    try:
+        result = wrk(base, paths, connections, seconds, start)
+    finally:
+        stop.set()
+        thread.join()
+    result["trickle_events_per_s"] = out["accepted"] / (time.perf_counter() - t0)
+    return result
+
+
 def median_of(runs: list[dict[str, float]]) -> dict[str, Any]:
     """Medians of each figure, and each repeat's own figures in order (``runs``)."""
     out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -435,6 +496,7 @@ def main() -> None:
         targets: dict[str, list[str]] = {"noop": ["/v1/_noop"]}
         if HOME in paths:
             targets["home"] = [f"/v1/users/{u}/recommendations?scenario=home&n=20" for u in users]
+            targets["home_live"] = targets["home"]  # the same, while events flow (``trickle``)
             targets["home_new"] = [
                 f"/v1/users/{u}/recommendations?scenario=home&n=20" for u in others
             ]
@@ -455,7 +517,13 @@ def main() -> None:
             for c in levels:
                 for name, tpaths in targets.items():
                     with console.status(f"repeat {rep + 1}/{args.repeats}: {name}, c={c}…"):
-                        one = with_cpu(proc.pid, wrk, base, tpaths, c, args.seconds, start[name])
+                        at = start[name]
+                        if name == "home_live":
+                            one = with_cpu(
+                                proc.pid, wrk_live, base, tpaths, c, args.seconds, at, items
+                            )
+                        else:
+                            one = with_cpu(proc.pid, wrk, base, tpaths, c, args.seconds, at)
                         start[name] += int(one["requests"])
                         runs.setdefault((name, c), []).append(one)
             with console.status(f"repeat {rep + 1}/{args.repeats}: ingest…"):

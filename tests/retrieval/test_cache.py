@@ -96,3 +96,42 @@ def test_row_versions_grow_with_the_table() -> None:
     assert v.unchanged(np.array([0, 1, 50]), stamp)  # rows beyond the table: never touched
     assert not v.unchanged(np.array([10]), stamp)
     assert v.unchanged(np.array([10]), v.stamp())
+
+
+def test_content_lists_are_kept_per_source_set_and_equal_fresh_ones(bundle: Any) -> None:
+    cached = state_from_bundle(bundle, RecommendConfig()).sources
+    fresh = state_from_bundle(bundle, RecommendConfig(candidate_cache=0)).sources
+    assert cached.text is not None
+    history = shop.fitted().histories[0]
+    weights = np.linspace(1.0, 2.0, len(history))
+    first = cached.content_history(history, 20, weights)
+    assert len(first) and cached.content_history(history, 20, weights) is first
+    assert cached.content_history(history, 20) is not first  # other weights: another key
+    ref = fresh.content_history(history, 20, weights)
+    assert ref.items.tolist() == first.items.tolist() and np.allclose(ref.scores, first.scores)
+    # a set built on this one (an edited catalogue: new text vectors) keeps none of them
+    from shopflow.retrieval.sources import SourceSet
+
+    edited = SourceSet(cached.items, bundle.models, cached.text[::-1].copy(), base=cached)
+    assert edited.cache is cached.cache  # the models' lists are taken over ...
+    assert edited.content_history(history, 20, weights) is not first  # ... not the text's
+
+
+def test_session_lists_are_kept_while_the_trending_list_is_the_same(bundle: Any) -> None:
+    sources = state_from_bundle(bundle, RecommendConfig()).sources
+    fresh = state_from_bundle(bundle, RecommendConfig(candidate_cache=0)).sources
+    history = shop.fitted().histories[2]
+    names = sources.items.ids.external_ids
+    trend = [(names[int(i)], 3.0) for i in np.flatnonzero(sources.items.leaf >= 0)[:5]]
+    first = sources.session(history, trend, 20)
+    assert len(first) and sources.session(history, trend, 20) is first
+    again = list(trend)  # an equal list, but another one: the next second's trending
+    assert sources.session(history, again, 20) is not first
+    busier = [(trend[-1][0], 50.0), *trend[:-1]]
+    moved = sources.session(history, busier, 20)
+    ref = fresh.session(history, busier, 20)
+    assert moved.items.tolist() == ref.items.tolist() and np.allclose(moved.scores, ref.scores)
+    # an answer computed for an older list than the current one is never served for it
+    key = sources.session_cache.key("session", 20, history)
+    sources.session_cache.put(key, first, sources._session_gen - 1)
+    assert sources.session(history, busier, 20) is not first

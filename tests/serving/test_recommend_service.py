@@ -540,5 +540,26 @@ def test_stock_changes_take_effect_at_once(service: RecommendService) -> None:
     assert service.trending(n=1).item_ids == [top]
 
 
+def test_a_returning_shoppers_feed_follows_stock_price_and_edits_at_once(
+    service: RecommendService,
+) -> None:
+    """The second feed of an unchanged history comes from kept candidates, blend and page; what
+    is live (stock, price, an edited title) must still show in it at once."""
+    user = shop.user_with_history()
+    first = service.home(user, n=10)
+    assert service.home(user, n=10).items == first.items
+    top = service.store.catalogue.get(first.item_ids[0])
+    second = service.store.catalogue.get(first.item_ids[1])
+    assert top is not None and second is not None
+    service.on_items([second.model_copy(update={"price": 123.25})])
+    again = service.home(user, n=10)
+    assert again.items[1]["item_id"] == second.item_id and again.items[1]["price"] == 123.25
+    service.on_items([top.model_copy(update={"stock": 0})])
+    assert top.item_id not in service.home(user, n=10).item_ids
+    service.on_items([second.model_copy(update={"title": "Renamed mug", "price": 123.25})])
+    renamed = {it["item_id"]: it for it in service.home(user, n=10).items}
+    assert renamed[second.item_id]["title"] == "Renamed mug"
+
+
 def _settings(tmp_path: Path) -> Settings:
     return load_settings(data_dir=tmp_path / "data")

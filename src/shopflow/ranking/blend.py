@@ -65,6 +65,11 @@ class BlendRanker:
         self.default_weight = default_weight
         self.raw = raw
 
+    def memo_key(self, context: RankContext) -> tuple[object, ...]:
+        """What the blend depends on beside the candidates: the same key and the same candidates
+        give the same contributions (``ranking.pipeline.blend`` keeps them on a kept set)."""
+        return (self.default_weight, self.raw, tuple(context.weights.items()))
+
     def contributions(self, candidates: Candidates, context: RankContext) -> np.ndarray:
         scores, sources = candidates.scores, candidates.sources
         if not scores.size:

@@ -88,18 +88,54 @@ def explain(
 
     ``contributions`` is the ranker's (C, S) share of each source in each score. Every item gets at
     least one reason (``popular`` when no source left evidence), at most ``max_reasons`` of
-    different kinds.
+    different kinds. Each reason's evidence carries the source's ``weight`` in the score.
     """
+    return [
+        [Reason(r["kind"], r["text"], r["evidence"]) for r in reasons]
+        for reasons in explain_dicts(candidates, contributions, ctx, rows, max_reasons)
+    ]
+
+
+def explain_dicts(
+    candidates: Candidates,
+    contributions: np.ndarray,
+    ctx: ExplainContext,
+    rows: np.ndarray | None = None,
+    max_reasons: int = 2,
+) -> list[list[dict[str, Any]]]:
+    """:func:`explain`, each reason already the ``{"kind", "text", "evidence"}`` an answer shows
+    (what a page needs: no reason is built twice)."""
     rows = np.arange(len(candidates)) if rows is None else np.asarray(rows, dtype=np.int64)
+    plan = reason_plan(candidates, contributions, rows)
+    items = candidates.items[rows].tolist()
+    return reasons_of(items, plan, candidates.sources, ctx, max_reasons)
+
+
+Plan = list[list[tuple[int, int, float]]]  # per item: (source column, evidence item, weight)
+
+
+def reason_plan(candidates: Candidates, contributions: np.ndarray, rows: np.ndarray) -> Plan:
+    """Per row of ``rows``: the sources that proposed it, strongest first, each with its evidence
+    item and its weight in the score (rounded to 4 places). It depends only on the candidates and
+    the blend, so a page kept with a kept blend keeps it too (``ranking.pipeline.page_plan``)."""
     # the rows' numbers as Python lists once: per-element numpy indexing costs more than the loop
     contrib = contributions[rows]
-    present = candidates.present()[rows]
+    present = candidates.ranks[rows] >= 0
     # each row's sources, strongest first; absent ones sort last and are cut off by ``counts``
     orders = np.argsort(np.where(present, -contrib, np.inf), axis=1, kind="stable").tolist()
     counts = present.sum(axis=1).tolist()
     evidence_of = candidates.evidence[rows].tolist()
-    weights = np.round(contrib, 4).tolist()
-    sources = candidates.sources
+    weights = contrib.round(4).tolist()
+    return [
+        [(s, ev[s], w[s]) for s in o[:c]]
+        for o, c, ev, w in zip(orders, counts, evidence_of, weights, strict=True)
+    ]
+
+
+def reasons_of(
+    items: list[int], plan: Plan, sources: list[str], ctx: ExplainContext, max_reasons: int = 2
+) -> list[list[dict[str, Any]]]:
+    """The reasons of ``items`` from their :func:`reason_plan` (see :func:`explain`)."""
     bound = [s in ITEM_BOUND for s in sources]
     popular = [s in ("trending", "popular") for s in sources]
     # the same "because of" item recurs within a page and across pages (``ctx.cache``, when
@@ -107,12 +143,11 @@ def explain(
     page: dict[tuple[Any, ...], Reason | None] = {}
     kept = ctx.cache if ctx.cache is not None else page
     item_scenario = ctx.scenario in ITEM_SCENARIOS
-    out: list[list[Reason]] = []
-    for j, item in enumerate(candidates.items[rows].tolist()):
-        reasons: list[Reason] = []
+    out: list[list[dict[str, Any]]] = []
+    for item, parts in zip(items, plan, strict=True):
+        reasons: list[dict[str, Any]] = []
         kinds: list[str] = []
-        for s in orders[j][: counts[j]]:
-            ev = evidence_of[j][s]
+        for s, ev, weight in parts:
             store: dict[tuple[Any, ...], Reason | None] | None = None
             if not bound[s]:  # depends only on the source, its evidence item and the scenario
                 store = page if sources[s] in PER_REQUEST else kept
@@ -129,11 +164,11 @@ def explain(
                 continue
             kinds.append(reason.kind)
             evidence = reason.evidence.copy()
-            evidence["weight"] = weights[j][s]
-            reasons.append(Reason(reason.kind, reason.text, evidence))
+            evidence["weight"] = weight
+            reasons.append({"kind": reason.kind, "text": reason.text, "evidence": evidence})
             if len(reasons) >= max_reasons:
                 break
-        out.append(reasons or [_popular(item, ctx, "popular")])
+        out.append(reasons or [_popular(item, ctx, "popular").as_dict()])
     return out
 
 

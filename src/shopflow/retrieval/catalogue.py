@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from shopflow.models.base import Recommender
+from shopflow.retrieval.cache import CandidateCache
 from shopflow.retrieval.items import ItemTable
 from shopflow.retrieval.kernels import top_k_row
 from shopflow.retrieval.merge import SourceHits
@@ -32,6 +33,9 @@ class CatalogueSources:
     new_pool: np.ndarray  # the newest items
     _online: tuple[Sequence[tuple[str, float]] | None, np.ndarray]
     _trend_top: tuple[Sequence[tuple[str, float]], int, SourceHits] | None
+    session_cache: CandidateCache  # session lists of a history, for the current trending list
+    _session_for: Sequence[tuple[str, float]] | None  # that trending list ...
+    _session_gen: int  # ... and how many lists came before it
 
     # -- built once -------------------------------------------------------------------------------
     def _prior(self, models: Mapping[str, Recommender]) -> np.ndarray:
@@ -113,6 +117,20 @@ class CatalogueSources:
         """
         if k <= 0 or not self.items.has_leaves:  # a catalogue without categories
             return SourceHits("session", EMPTY, EMPTY)
+        if online is not self._session_for:  # another trending list: what was kept is stale
+            self._session_for, self._session_gen = online, self._session_gen + 1
+        gen = self._session_gen
+        key = self.session_cache.key("session", k, history)
+        kept = self.session_cache.get(key, lambda stamp: stamp == self._session_gen)
+        if kept is not None:
+            return kept
+        hits = self._session(history, online, k)
+        self.session_cache.put(key, hits, gen)  # stale at once if the list changed meanwhile
+        return hits
+
+    def _session(
+        self, history: np.ndarray, online: Sequence[tuple[str, float]], k: int
+    ) -> SourceHits:
         recent = history[-self.history_len :]
         leaves = self.items.leaf[recent]
         ok = leaves >= 0

@@ -209,18 +209,23 @@ class ItemTable:
     def describe_many(self, idx: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         """:meth:`describe` of each item of ``idx``, with one array read per column."""
         idx = np.asarray(idx, dtype=np.int64)
-        brands, leaves = self.brand[idx].tolist(), self.leaf[idx].tolist()
-        prices = self.price[idx].tolist()
-        titles, brand_names, names = self.titles, self.brand_names, self.category_names
+        titles, brands, categories = self.labels(idx)
         return [
-            {
-                "title": titles[i] or None,
-                "brand": brand_names[b] if b >= 0 else None,
-                "category": names[c] if c >= 0 else None,
-                "price": None if p != p else p,  # NaN → None
-            }
-            for i, b, c, p in zip(idx.tolist(), brands, leaves, prices, strict=True)
+            {"title": t, "brand": b, "category": c, "price": None if p != p else p}  # NaN → None
+            for t, b, c, p in zip(titles, brands, categories, self.price[idx].tolist(), strict=True)
         ]
+
+    def labels(
+        self, idx: np.ndarray
+    ) -> tuple[list[str | None], list[str | None], list[str | None]]:
+        """Title, brand and leaf category of each item of ``idx`` (None when missing): the part of
+        :meth:`describe` fixed for the table's life (the price is live)."""
+        titles, brand_names, names = self.titles, self.brand_names, self.category_names
+        return (
+            [titles[i] or None for i in idx.tolist()],
+            [brand_names[b] if b >= 0 else None for b in self.brand[idx].tolist()],
+            [names[c] if c >= 0 else None for c in self.leaf[idx].tolist()],
+        )
 
     def describe(self, i: int) -> dict[str, Any]:
         """What an answer shows of item ``i``: title, brand, leaf category, price (NaN → None)."""

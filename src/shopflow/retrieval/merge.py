@@ -24,7 +24,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,9 @@ class Candidates:
     scores: np.ndarray  # (C, S) float64 source score, NaN when the source did not propose it
     ranks: np.ndarray  # (C, S) int64 0-based rank within the source, -1 when absent
     evidence: np.ndarray  # (C, S) int64 evidence item, -1 when none
+    # a kept (read-only, shared) set only: what was derived from it and depends on nothing live,
+    # such as the ranker's blend (``ranking.pipeline``); None where the set is this request's own
+    derived: dict[Any, Any] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -118,6 +121,7 @@ def merge(hits: Sequence[SourceHits]) -> Candidates:
     if kept:
         for arr in (cands.items, cands.scores, cands.ranks, cands.evidence):
             arr.flags.writeable = False
+        cands.derived = {}
         with _MEMO_LOCK:  # the entry holds the lists, so their ids cannot be reused meanwhile
             _MEMO[key] = (tuple(full), cands)
             if len(_MEMO) > MEMO_SIZE:

@@ -158,6 +158,13 @@ class SourceSet(CatalogueSources):
         self.new_pool = self._new_pool(new_days)
         self._online: tuple[Sequence[tuple[str, float]] | None, np.ndarray] = (None, self.prior)
         self._trend_top: tuple[Sequence[tuple[str, float]], int, SourceHits] | None = None
+        # the lists that read this set's own item data (text vectors, categories): kept per set,
+        # so an edited catalogue (a new set) starts them afresh; session lists also read the
+        # trending list, so they are kept only while it is the same one (``_session_gen``)
+        self.content_cache = CandidateCache(self.cache.size)
+        self.session_cache = CandidateCache(self.cache.size)
+        self._session_for: Sequence[tuple[str, float]] | None = None
+        self._session_gen = 0
 
     def available(self) -> list[str]:
         """The sources this bundle can feed (the others answer with no hits)."""
@@ -281,15 +288,23 @@ class SourceSet(CatalogueSources):
         self, history: np.ndarray, k: int, weights: np.ndarray | None = None
     ) -> SourceHits:
         """Items whose text is nearest to the history profile; seen excluded."""
+        if self.text is None or self.text_index is None or not len(history) or k <= 0:
+            return SourceHits("content", EMPTY, EMPTY)
+        key = self.content_cache.key("content", k, history, weights)
+        kept = self.content_cache.get(key)
+        if kept is not None:
+            return kept
         prof = self.profile(history, weights)
-        if prof is None or self.text_index is None or k <= 0:
+        if prof is None:
             return SourceHits("content", EMPTY, EMPTY)
         ids, scores = self.text_index.search(prof[None, :], k, exclude=[history])
         items = ids[0]
         recent = history[-self.history_len :]
-        return SourceHits(
+        hits = SourceHits(
             "content", items, scores[0], self.history_evidence(self.text, items, recent)
         )
+        self.content_cache.put(key, hits)
+        return hits
 
     def history_evidence(
         self, unit: np.ndarray | None, items: np.ndarray, recent: np.ndarray
