@@ -87,3 +87,49 @@ def test_long_lived_growth_is_frozen_once_it_is_large() -> None:
         assert freeze_growth(threshold=50_000) == 0
     finally:
         gc.unfreeze()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _cycle() -> weakref.ref[_Node]:
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_the_pacer_collects_young_cycles_freezes_survivors_and_settles_frozen_cycles() -> None:
+    import asyncio
+
+    from shopflow.serving.reload import pace_collector
+
+    async def run(seconds: float, **kw: float) -> None:
+        task = asyncio.create_task(pace_collector(0.01, 3, **kw))
+        await asyncio.sleep(seconds)
+        task.cancel()
+
+    gc.collect()
+    gc.freeze()
+    gc.disable()  # only the pacer collects
+    try:
+        young = _cycle()
+        kept = [["a survivor"]]
+        asyncio.run(run(0.2, settle_seconds=3600))
+        assert young() is None  # garbage cycles younger than a freeze are collected
+        assert not _tracked(kept[0])  # what survived is frozen: full passes no longer walk it
+        holder = [_Node()]
+        holder[0].other = _Node()
+        holder[0].other.other = holder[0]  # a cycle, alive while ``holder`` holds it
+        frozen = weakref.ref(holder[0])
+        asyncio.run(run(0.1, settle_seconds=3600))
+        assert not _tracked(holder[0])  # frozen while alive ...
+        holder.clear()  # ... then garbage: the frozen generation is never walked
+        asyncio.run(run(0.1, settle_seconds=3600))
+        assert frozen() is not None
+        asyncio.run(run(0.1, settle_seconds=0.0))
+        assert frozen() is None  # the settle collects the whole heap
+    finally:
+        gc.enable()
+        gc.unfreeze()

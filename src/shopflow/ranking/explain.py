@@ -27,7 +27,7 @@ Example
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -111,7 +111,9 @@ def explain_dicts(
     return reasons_of(items, plan, candidates.sources, ctx, max_reasons)
 
 
-Plan = list[list[tuple[int, int, float]]]  # per item: (source column, evidence item, weight)
+# per item: (source column, evidence item, weight), strongest first; tuples of numbers, which the
+# collector stops tracking once it has seen them (plans are kept: ``ranking.pipeline.page_plan``)
+Plan = tuple[tuple[tuple[int, int, float], ...], ...]
 
 
 def reason_plan(candidates: Candidates, contributions: np.ndarray, rows: np.ndarray) -> Plan:
@@ -126,14 +128,20 @@ def reason_plan(candidates: Candidates, contributions: np.ndarray, rows: np.ndar
     counts = present.sum(axis=1).tolist()
     evidence_of = candidates.evidence[rows].tolist()
     weights = contrib.round(4).tolist()
-    return [
-        [(s, ev[s], w[s]) for s in o[:c]]
-        for o, c, ev, w in zip(orders, counts, evidence_of, weights, strict=True)
-    ]
+    return tuple(
+        [
+            tuple([(s, ev[s], w[s]) for s in o[:c]])
+            for o, c, ev, w in zip(orders, counts, evidence_of, weights, strict=True)
+        ]
+    )
 
 
 def reasons_of(
-    items: list[int], plan: Plan, sources: list[str], ctx: ExplainContext, max_reasons: int = 2
+    items: Sequence[int],
+    plan: Plan,
+    sources: Sequence[str],
+    ctx: ExplainContext,
+    max_reasons: int = 2,
 ) -> list[list[dict[str, Any]]]:
     """The reasons of ``items`` from their :func:`reason_plan` (see :func:`explain`)."""
     bound = [s in ITEM_BOUND for s in sources]

@@ -145,14 +145,16 @@ class PagePlan(NamedTuple):
     """The first ``places`` items of a blend after diversity, with what a page shows of them that
     depends only on the blend and the table (see :func:`page_plan`)."""
 
+    # tuples, not lists: once the collector has seen them it stops tracking them (they hold only
+    # numbers and strings), so kept plans add nothing to the collector's later passes
     table: ItemTable
     items: np.ndarray  # (places,) dense item ids
-    item_list: list[int]
-    item_ids: list[str]
-    scores: list[float]  # rounded to 6 places
-    titles: list[str | None]
-    brands: list[str | None]
-    categories: list[str | None]
+    item_list: tuple[int, ...]
+    item_ids: tuple[str, ...]
+    scores: tuple[float, ...]  # rounded to 6 places
+    titles: tuple[str | None, ...]
+    brands: tuple[str | None, ...]
+    categories: tuple[str | None, ...]
     reasons: Plan  # each item's sources, strongest first (``explain.reason_plan``)
 
 
@@ -169,15 +171,18 @@ def page_plan(b: Blend, table: ItemTable, places: int, max_share: float) -> Page
     cands, ranked = b.candidates, b.ranked
     rows = ranked[diversify_positions(cands.items[ranked], table, places, max_share)]
     items = cands.items[rows]
-    item_list = items.tolist()
+    item_list = tuple(items.tolist())
     ids = table.ids.external_ids
+    titles, brands, categories = table.labels(items)
     plan = PagePlan(
         table,
         items,
         item_list,
-        [ids[i] for i in item_list],
-        b.scores[rows].round(6).tolist(),
-        *table.labels(items),
+        tuple([ids[i] for i in item_list]),
+        tuple(b.scores[rows].round(6).tolist()),
+        tuple(titles),
+        tuple(brands),
+        tuple(categories),
         reason_plan(cands, b.contributions, rows),
     )
     if b.pages is not None:

@@ -39,7 +39,7 @@ from shopflow.serving.deps import Services
 from shopflow.serving.ingest_service import BadRequest, BatchTooLarge, IngestService
 from shopflow.serving.logs import AccessLogMiddleware
 from shopflow.serving.recommend import RecommendService
-from shopflow.serving.reload import watch_bundles
+from shopflow.serving.reload import pace_collector, watch_bundles
 from shopflow.serving.routes import admin, assistant, events, health, items, recommendations, users
 from shopflow.serving.shared import watch_shared
 from shopflow.store.online import OnlineState, make_online_state
@@ -122,6 +122,10 @@ def create_app(
         app.state.services = Services(s, st, online, ingest, recommend)
         watcher = asyncio.create_task(watch_bundles(recommend.keeper))
         tasks = [watcher]
+        cfg = recommend.config
+        if cfg.freeze_heap and cfg.collect_seconds > 0:  # young collections by the clock
+            pacer = pace_collector(cfg.collect_seconds, cfg.freeze_ticks, cfg.settle_seconds)
+            tasks.append(asyncio.create_task(pacer))
         if online.shared:  # several workers: replay what the others learned, share counts
             jobs = [
                 lambda: recommend.context.shared.pull(recommend.state),

@@ -105,6 +105,12 @@ class RecommendConfig:
     load_text_encoder: bool = True  # load the query encoder a bundle's manifest names (search)
     warm_search: bool = True  # build the search index in the background after each swap
     freeze_heap: bool = True  # gc.freeze() after each swap and as long-lived objects pile up
+    # with freeze_heap: collect the youngest generation this often, the two young ones then
+    # freeze what survived every ``freeze_ticks`` times, and the whole heap every
+    # ``settle_seconds`` (``serving.reload.pace_collector``; collect_seconds 0: off)
+    collect_seconds: float = 0.1
+    freeze_ticks: int = 10
+    settle_seconds: float = 600.0
     weights: dict[str, dict[str, float]] = field(default_factory=default_weights)
 
 
