@@ -109,7 +109,7 @@ class RecommendConfig:
     # freeze what survived every ``freeze_ticks`` times, and the whole heap every
     # ``settle_seconds`` (``serving.reload.pace_collector``; collect_seconds 0: off)
     collect_seconds: float = 0.1
-    freeze_ticks: int = 10
+    freeze_ticks: int = 3
     settle_seconds: float = 600.0
     weights: dict[str, dict[str, float]] = field(default_factory=default_weights)
 
