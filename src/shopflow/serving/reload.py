@@ -226,8 +226,8 @@ async def pace_collector(every: float, freeze_ticks: int, settle_seconds: float 
     growth; what survives is frozen at every third pass by default (a pass over a whole second of
     survivors took up to 29 ms), as :func:`freeze_growth` does, so full collections walk little.
     Cyclic garbage is collected while young; an object that joins a cycle after it was frozen
-    (about a dozen a second under that load) waits for the next settle: one full collection
-    every ten minutes by default, a pause of a few hundred milliseconds on the Beauty bundle.
+    waits for the next settle: one collection of the whole heap every ten minutes by default, a
+    pause like the one at each bundle swap (:func:`settle_heap`).
     """
     tick, settled = 0, time.monotonic()
     while True:
