@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,10 +37,10 @@ import serving as S  # the serving bench: its data cache and user sample
 RESULTS = S.ROOT / "bench" / "results" / "home_inprocess.json"
 
 
-def per_call_us(call: object, users: list[str]) -> float:
+def per_call_us(call: Callable[[str], object], users: list[str]) -> float:
     t0 = time.perf_counter()
     for u in users:
-        call(u)  # type: ignore[operator]
+        call(u)
     return 1e6 * (time.perf_counter() - t0) / len(users)
 
 

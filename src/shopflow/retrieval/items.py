@@ -23,7 +23,6 @@ import functools
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -206,30 +205,17 @@ class ItemTable:
         code = int(self.top[i])
         return self.category_names[code] if code >= 0 else None
 
-    def describe_many(self, idx: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
-        """:meth:`describe` of each item of ``idx``, with one array read per column."""
-        idx = np.asarray(idx, dtype=np.int64)
-        titles, brands, categories = self.labels(idx)
-        return [
-            {"title": t, "brand": b, "category": c, "price": None if p != p else p}  # NaN → None
-            for t, b, c, p in zip(titles, brands, categories, self.price[idx].tolist(), strict=True)
-        ]
-
     def labels(
         self, idx: np.ndarray
     ) -> tuple[list[str | None], list[str | None], list[str | None]]:
-        """Title, brand and leaf category of each item of ``idx`` (None when missing): the part of
-        :meth:`describe` fixed for the table's life (the price is live)."""
+        """Title, brand and leaf category of each item of ``idx`` (None when missing): what an
+        answer shows of an item beside its price, fixed for the table's life (the price is live)."""
         titles, brand_names, names = self.titles, self.brand_names, self.category_names
         return (
             [titles[i] or None for i in idx.tolist()],
             [brand_names[b] if b >= 0 else None for b in self.brand[idx].tolist()],
             [names[c] if c >= 0 else None for c in self.leaf[idx].tolist()],
         )
-
-    def describe(self, i: int) -> dict[str, Any]:
-        """What an answer shows of item ``i``: title, brand, leaf category, price (NaN → None)."""
-        return self.describe_many([i])[0]
 
 
 def _floats(values: Sequence[float | None] | np.ndarray | None, n: int) -> np.ndarray:

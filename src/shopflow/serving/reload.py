@@ -59,9 +59,8 @@ def settle_heap() -> float:
     return time.perf_counter() - t0
 
 
-# unfrozen long-lived objects worth a freeze: the watcher checks at every poll (2 s), so a full
-# collection walks at most a few seconds' growth (a few milliseconds) instead of up to 30 s of it
-# (60–145 ms stalls measured on the Beauty bench after a round of ingestion)
+# unfrozen long-lived objects worth a freeze: without the pacer (``pace_collector``) the watcher
+# checks at every poll (2 s), so a full collection walks a few seconds' growth, not 30 s of it
 FREEZE_GROWTH = 20_000
 
 
@@ -221,8 +220,9 @@ async def pace_collector(every: float, freeze_ticks: int, settle_seconds: float 
     Python starts a young collection when allocations outnumber deallocations by 700. A serving
     process under steady traffic keeps bounded caches full: every new entry evicts an old one, so
     the count hardly moves and young collections come rarely, each then walking tens of thousands
-    of objects: 5–50 ms with the loop stopped (measured with ``gc.callbacks`` under the Beauty
-    bench with events flowing). Collecting by the clock keeps each pass to a tenth of a second of
+    of objects with the loop stopped (``bench/gc_pauses.py`` on the Beauty bench: up to 22 ms for
+    the youngest generation, 60 ms for the two young ones). Collecting by the clock keeps each
+    pass to a tenth of a second of
     growth; what survives is frozen at every third pass by default (a pass over a whole second of
     survivors took up to 29 ms), as :func:`freeze_growth` does, so full collections walk little.
     Cyclic garbage is collected while young; an object that joins a cycle after it was frozen
@@ -245,8 +245,9 @@ async def pace_collector(every: float, freeze_ticks: int, settle_seconds: float 
 
 async def watch_bundles(keeper: StateKeeper) -> None:
     """Background task of the app: swap in new bundles (polling ``CURRENT`` every
-    ``poll_seconds``), re-read price, stock and presence every ``refresh_seconds``, and at every
-    poll freeze the long-lived objects gathered since the last freeze (:func:`freeze_growth`)."""
+    ``poll_seconds``), re-read price, stock and presence every ``refresh_seconds``, and, when the
+    collector is not paced (:func:`pace_collector`, which freezes on its own), freeze at every
+    poll the long-lived objects gathered since the last freeze (:func:`freeze_growth`)."""
     last_refresh = time.monotonic()
     while True:
         await asyncio.sleep(keeper.config.poll_seconds)
@@ -255,7 +256,7 @@ async def watch_bundles(keeper: StateKeeper) -> None:
             if time.monotonic() - last_refresh >= keeper.config.refresh_seconds:
                 last_refresh = time.monotonic()
                 await asyncio.to_thread(keeper.refresh_catalogue)
-            if keeper.config.freeze_heap:
+            if keeper.config.freeze_heap and keeper.config.collect_seconds <= 0:
                 await asyncio.to_thread(freeze_growth)
         except Exception:
             log.exception("bundle watcher")
